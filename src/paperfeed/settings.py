@@ -1,0 +1,37 @@
+"""Where paperfeed keeps its data, and the other settings every face shares.
+
+Resolution order for the data directory: an explicit argument (``--data-dir``), then the
+``PAPERFEED_HOME`` environment variable, then ``$XDG_DATA_HOME/paperfeed`` (by default
+``~/.local/share/paperfeed``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DB_FILENAME = "paperfeed.db"
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("PAPERFEED_HOME")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "paperfeed"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+
+    @classmethod
+    def resolve(cls, data_dir: str | Path | None = None) -> Settings:
+        path = Path(data_dir).expanduser() if data_dir else default_data_dir()
+        return cls(data_dir=path.resolve())
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / DB_FILENAME

@@ -1,0 +1,34 @@
+"""Storage: the only package that opens database connections or store files.
+
+:func:`open_store` is the factory every face uses; backends live in subpackages.
+"""
+
+from __future__ import annotations
+
+from paperfeed.settings import Settings
+from paperfeed.store.base import (
+    BatchResult,
+    IncomingRecord,
+    IncomingRejection,
+    KeywordHit,
+    PaperQuery,
+    Store,
+)
+
+
+def open_store(settings: Settings, *, create: bool = True) -> Store:
+    """Open (and migrate) the store the settings point at; ``create=False`` refuses to make one."""
+    from paperfeed.store.sqlite import SQLiteStore
+
+    return SQLiteStore(settings.db_path, create=create)
+
+
+__all__ = [
+    "BatchResult",
+    "IncomingRecord",
+    "IncomingRejection",
+    "KeywordHit",
+    "PaperQuery",
+    "Store",
+    "open_store",
+]

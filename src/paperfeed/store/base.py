@@ -1,0 +1,157 @@
+"""The storage interface every backend implements (SQLite now, PostgreSQL later).
+
+Nothing outside ``paperfeed.store`` opens a database connection or a file of the store:
+the library, the CLI and the web app call these methods only.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from paperfeed.model import (
+    Appearance,
+    IngestReport,
+    ListingEntry,
+    Paper,
+    QuarantinedRecord,
+    StoreStats,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingRecord:
+    """A good record on its way in, with the listing entry it came with (if any)."""
+
+    paper: Paper
+    entry: ListingEntry | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingRejection:
+    source: str
+    listing: str
+    path: str
+    locator: str
+    reason: str
+    raw: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    added: int = 0
+    merged: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    appearances: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PaperQuery:
+    """A selection of papers: all filters optional and combined with AND.
+
+    ``feed_date`` / ``date_from`` / ``date_to`` select by appearance on a feed day; papers
+    are then ordered by feed day (newest first) and rank, else by published date, then id.
+    """
+
+    feed_date: dt.date | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    source: str | None = None
+    ids: tuple[str, ...] | None = None
+    limit: int | None = None
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordHit:
+    paper: Paper
+    score: float
+    snippet: str
+
+
+class Store(abc.ABC):
+    """A paperfeed store. Safe to share between threads; writes are serialized."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    @abc.abstractmethod
+    def location(self) -> str:
+        """Where the store lives (a path or a URL without password)."""
+
+    @abc.abstractmethod
+    def schema_version(self) -> int: ...
+
+    # -- writes ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def write_batch(
+        self, records: Sequence[IncomingRecord], rejections: Sequence[IncomingRejection]
+    ) -> BatchResult:
+        """Merge a batch of records and quarantine a batch of rejections atomically."""
+
+    @abc.abstractmethod
+    def start_ingest_run(self, path: str, fmt: str) -> int: ...
+
+    @abc.abstractmethod
+    def finish_ingest_run(self, run_id: int, report: IngestReport, status: str) -> None: ...
+
+    @abc.abstractmethod
+    def clear_quarantine(self, listing: str | None = None) -> int: ...
+
+    @abc.abstractmethod
+    def refresh_keyword_index(
+        self, *, progress: Callable[[int, int], None] | None = None, batch_size: int = 5000
+    ) -> int:
+        """Index the papers written since the last refresh; returns how many were indexed.
+
+        Ingest calls this after storing a file; a refresh killed midway simply resumes on
+        the next call. ``progress(done, total)`` is called after each batch.
+        """
+
+    @abc.abstractmethod
+    def keyword_index_pending(self) -> int:
+        """How many stored papers are not yet in the keyword index."""
+
+    # -- reads -----------------------------------------------------------------------
+    @abc.abstractmethod
+    def get_paper(self, paper_id: str) -> Paper | None:
+        """Look a paper up by its id, any former id, arXiv id (any spelling) or DOI."""
+
+    @abc.abstractmethod
+    def query_papers(self, query: PaperQuery) -> list[Paper]: ...
+
+    @abc.abstractmethod
+    def iter_papers(self, query: PaperQuery) -> Iterator[Paper]:
+        """Like query_papers, streamed (for exports of everything)."""
+
+    @abc.abstractmethod
+    def count_papers(self, query: PaperQuery) -> int: ...
+
+    @abc.abstractmethod
+    def appearances(self, paper_id: str) -> list[Appearance]: ...
+
+    @abc.abstractmethod
+    def feed_dates(self) -> list[dt.date]:
+        """Every feed day that has at least one appearance, oldest first."""
+
+    @abc.abstractmethod
+    def stats(self) -> StoreStats: ...
+
+    @abc.abstractmethod
+    def quarantined(
+        self, *, listing: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[QuarantinedRecord]: ...
+
+    @abc.abstractmethod
+    def keyword_search(self, query: str, *, limit: int = 10) -> list[KeywordHit]:
+        """BM25 keyword search over title (weighted higher), abstract, authors, categories."""
