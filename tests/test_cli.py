@@ -130,9 +130,34 @@ def test_data_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_demo_runs_on_the_bundled_sample(data: Path) -> None:
-    result = run("demo", data_dir=data)
+    result = run("demo", "--no-embed", data_dir=data)
     assert "Latest feed day" in result.stdout
-    assert "Search: text-to-image personalization" in result.stdout
+    assert "Search (keyword): text-to-image personalization" in result.stdout
     # Running it twice adds nothing new.
-    again = run("demo", data_dir=data)
+    again = run("demo", "--no-embed", data_dir=data)
     assert "0 new papers, 0 new appearances" in again.stdout
+
+
+@pytest.mark.slow
+def test_demo_with_the_real_model_then_search_similar_index(data: Path) -> None:
+    """README command 1's job, with the real all-MiniLM-L6-v2, then the search commands."""
+    result = run("demo", data_dir=data)
+    assert "162 papers embedded" in result.stdout
+    assert "Search (hybrid): text-to-image personalization" in result.stdout
+    hits = json.loads(
+        run("search", "text-to-image personalization", "--json", data_dir=data).stdout
+    )
+    assert hits["mode"] == "hybrid"
+    titles = [r["paper"]["title"] for r in hits["results"][:5]]
+    assert any("Personalization" in t for t in titles)
+    assert all(r["semantic_score"] is not None for r in hits["results"])
+    nothing = json.loads(run("search", "qwxz vbnm plokij", "--json", data_dir=data).stdout)
+    assert nothing["nothing_relevant"] is True
+    first = hits["results"][0]["paper"]["id"]
+    similar = json.loads(run("similar", first, "--json", data_dir=data).stdout)
+    assert len(similar["results"]) == 10
+    assert first not in [r["paper"]["id"] for r in similar["results"]]
+    status = json.loads(run("index", "status", "--json", data_dir=data).stdout)
+    assert (status["papers"], status["embedded"], status["pending"]) == (162, 162, 0)
+    again = json.loads(run("index", "--json", data_dir=data).stdout)
+    assert again["embedded_now"] == 0  # nothing changed, nothing re-embedded

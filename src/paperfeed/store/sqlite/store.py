@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -18,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from paperfeed.errors import StoreError
+from paperfeed.errors import PaperfeedError, StoreError
 from paperfeed.ids import normalize_doi, parse_arxiv_id, title_key
 from paperfeed.merge import content_hash, merge_papers
 from paperfeed.model import (
@@ -31,10 +30,11 @@ from paperfeed.model import (
 )
 from paperfeed.store.base import (
     BatchResult,
+    EmbeddingJob,
     IncomingRecord,
     IncomingRejection,
-    KeywordHit,
     PaperQuery,
+    SearchFilters,
     Store,
 )
 from paperfeed.store.migrations import Migration, load_migrations
@@ -572,23 +572,158 @@ class SQLiteStore(Store):
             for r in self._reader().execute(sql, params)
         ]
 
-    def keyword_search(self, query: str, *, limit: int = 10) -> list[KeywordHit]:
-        terms = re.findall(r"\w+", query)
-        if not terms:
-            return []
-        match = " OR ".join(f'"{t}"' for t in terms)
-        conn = self._reader()
+    # -- search support ----------------------------------------------------------------
+    @staticmethod
+    def _filter_sql(filters: SearchFilters | None, alias: str = "p") -> tuple[str, list[Any]]:
+        if filters is None or not filters.active:
+            return "", []
+        where: list[str] = []
+        params: list[Any] = []
+        if filters.date_from:
+            where.append(f"{alias}.published >= ?")
+            params.append(filters.date_from.isoformat())
+        if filters.date_to:
+            where.append(f"{alias}.published <= ?")
+            params.append(filters.date_to.isoformat())
+        if filters.categories:
+            tests = []
+            for cat in filters.categories:
+                if cat.endswith(".*"):
+                    tests.append("(c.value = ? OR c.value LIKE ? ESCAPE '\\')")
+                    archive = cat[:-2]
+                    params += [archive, archive.replace("_", "\\_").replace("%", "\\%") + ".%"]
+                else:
+                    tests.append("c.value = ?")
+                    params.append(cat)
+            where.append(
+                f"EXISTS (SELECT 1 FROM json_each({alias}.categories) c WHERE "
+                + " OR ".join(tests)
+                + ")"
+            )
+        if filters.source:
+            where.append(
+                "EXISTS (SELECT 1 FROM paper_sources s "
+                f"WHERE s.paper_pk = {alias}.pk AND s.source = ?)"
+            )
+            params.append(filters.source)
+        return " AND ".join(where), params
+
+    def keyword_candidates(
+        self, match: str, *, limit: int, filters: SearchFilters | None = None
+    ) -> list[tuple[int, float]]:
         weights = ", ".join(str(w) for w in _BM25_WEIGHTS)
-        rows = conn.execute(
-            f"SELECT rowid, bm25(papers_fts, {weights}) AS score, "
-            "snippet(papers_fts, 1, '<mark>', '</mark>', '…', 24) "
-            "FROM papers_fts WHERE papers_fts MATCH ? ORDER BY score, rowid LIMIT ?",
-            (match, limit),
-        ).fetchall()
-        hits = []
-        for pk, score, snippet in rows:
-            hits.append(KeywordHit(self._load(conn, pk), -float(score), snippet))
-        return hits
+        where, params = self._filter_sql(filters)
+        join = "JOIN papers p ON p.pk = papers_fts.rowid " if where else ""
+        sql = (
+            f"SELECT papers_fts.rowid, bm25(papers_fts, {weights}) AS score FROM papers_fts "
+            + join
+            + "WHERE papers_fts MATCH ? "
+            + (f"AND {where} " if where else "")
+            + "ORDER BY score, papers_fts.rowid LIMIT ?"
+        )
+        try:
+            rows = self._reader().execute(sql, [match, *params, limit]).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise PaperfeedError(f"the keyword query could not be run: {exc}") from None
+        # FTS5's bm25() is negative (lower is better); callers want higher-is-better.
+        return [(int(pk), -float(score)) for pk, score in rows]
+
+    def papers_by_pk(self, pks: Sequence[int]) -> dict[int, Paper]:
+        conn = self._reader()
+        found: dict[int, Paper] = {}
+        unique = list(dict.fromkeys(int(pk) for pk in pks))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            rows = conn.execute(
+                f"SELECT {_PAPER_COLUMNS} FROM papers WHERE pk IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            for row, paper in zip(rows, self._rows_to_papers(conn, rows), strict=True):
+                found[int(row[0])] = paper
+        return found
+
+    def paper_pk(self, paper_id: str) -> int | None:
+        return self._resolve_pk(self._reader(), paper_id)
+
+    def filter_pks(self, filters: SearchFilters) -> list[int]:
+        where, params = self._filter_sql(filters)
+        sql = "SELECT p.pk FROM papers p " + (f"WHERE {where} " if where else "") + "ORDER BY p.pk"
+        return [int(r[0]) for r in self._reader().execute(sql, params)]
+
+    # -- embeddings bookkeeping ----------------------------------------------------------
+    def embedding_jobs(self, model_id: str, *, limit: int, after_pk: int = 0) -> list[EmbeddingJob]:
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT p.pk, p.title, p.abstract, p.content_hash FROM papers p "
+                "LEFT JOIN embeddings e ON e.paper_pk = p.pk AND e.model_id = ? "
+                "WHERE p.pk > ? AND (e.paper_pk IS NULL OR e.content_hash != p.content_hash) "
+                "ORDER BY p.pk LIMIT ?",
+                (model_id, after_pk, limit),
+            )
+            .fetchall()
+        )
+        return [EmbeddingJob(int(r[0]), r[1], r[2], r[3]) for r in rows]
+
+    def embedded_text_hashes(self, model_id: str, pks: Sequence[int]) -> dict[int, str]:
+        conn = self._reader()
+        found: dict[int, str] = {}
+        unique = list(dict.fromkeys(int(pk) for pk in pks))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            for pk, text_hash in conn.execute(
+                "SELECT paper_pk, text_hash FROM embeddings WHERE model_id = ? "
+                f"AND paper_pk IN ({','.join('?' * len(chunk))})",
+                [model_id, *chunk],
+            ):
+                found[int(pk)] = text_hash
+        return found
+
+    def record_embeddings(self, model_id: str, rows: Sequence[tuple[int, str, str]]) -> None:
+        with self._lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT INTO embeddings (model_id, paper_pk, text_hash, content_hash) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (model_id, paper_pk) DO UPDATE SET "
+                    "text_hash = excluded.text_hash, content_hash = excluded.content_hash",
+                    [(model_id, pk, th, ch) for pk, th, ch in rows],
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def count_embeddings(self, model_id: str) -> int:
+        row = (
+            self._reader()
+            .execute("SELECT COUNT(*) FROM embeddings WHERE model_id = ?", (model_id,))
+            .fetchone()
+        )
+        return int(row[0])
+
+    def drop_embeddings(self, model_id: str) -> int:
+        with self._lock:
+            cur = self._writer.execute("DELETE FROM embeddings WHERE model_id = ?", (model_id,))
+            return cur.rowcount
+
+    def get_setting(self, key: str) -> str | None:
+        row = (
+            self._reader()
+            .execute("SELECT value FROM index_settings WHERE key = ?", (key,))
+            .fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self._lock:
+            self._writer.execute(
+                "INSERT INTO index_settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
 
 class _Batch:

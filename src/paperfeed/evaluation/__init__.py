@@ -1,0 +1,1 @@
+"""Built-in evaluation: BEIR-format retrieval benchmarks (``paperfeed eval``)."""

@@ -1,0 +1,1 @@
+"""Indexes beside the store: encoders, vector index, keyword query syntax."""
