@@ -14,9 +14,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import mmap
 import os
 import re
 import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -51,6 +53,7 @@ Mask = npt.NDArray[np.bool_]
 
 COMPACT_DEAD_FRACTION = 0.25
 SCAN_CHUNK_ROWS = 32_768
+PREAD_MAX_ROWS = 512
 # Candidates within this much of the k-th BLAS score are rescored row by row, so that a
 # rounding difference between BLAS code paths can never decide which of two ties is kept.
 TIE_MARGIN = 1e-5
@@ -60,12 +63,45 @@ _OWN_FILE = re.compile(
 LOCK_FILE = ".lock"
 
 
+class RowReader:
+    """Random row reads from a mapped matrix file that leave no trace in resident memory.
+
+    A page of a mapped file, once touched, counts in this process's resident memory until
+    the kernel wants it back, and the kernel maps in its neighbours too (fault-around, up
+    to 64 KB per touch). Rescoring reads a few random rows per query, so reading them
+    through the mapping would, within minutes of serving, make the whole matrix (768 MB at
+    a million vectors) look resident. A few rows are therefore read with ``pread`` (from
+    the shared page cache, mapping nothing), and after a large read through the mapping its
+    pages are released again.
+    """
+
+    def __init__(self, path: Path, array: npt.NDArray[Any], mapping: mmap.mmap, offset: int):
+        self._array = array
+        self._mapping = mapping
+        self._offset = offset
+        self._row_bytes = array.shape[1] * array.dtype.itemsize
+        self._fd = os.open(path, os.O_RDONLY)
+        weakref.finalize(self, os.close, self._fd)
+
+    def read(self, local: Keys) -> Matrix:
+        """Rows ``local`` (ascending) as float32."""
+        if len(local) > PREAD_MAX_ROWS:
+            block = np.asarray(self._array[local], dtype=np.float32)
+            self._mapping.madvise(mmap.MADV_DONTNEED)
+            return block
+        size, start = self._row_bytes, self._offset
+        data = b"".join([os.pread(self._fd, size, start + size * int(r)) for r in local])
+        raw = np.frombuffer(data, dtype=self._array.dtype).reshape(len(local), -1)
+        return raw.astype(np.float32)
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Rows:
     """An immutable snapshot of the matrix: changes build a new one, searches keep theirs."""
 
     dim: int
     segments: tuple[npt.NDArray[Any], ...]
+    readers: tuple[RowReader | None, ...]  # for the mapped segments read at random
     starts: Keys  # first row of each segment, then the total
     keys: Keys  # the key of every row, dead ones included
     dead: Mask
@@ -76,7 +112,7 @@ class Rows:
     @classmethod
     def empty(cls, dim: int) -> Rows:
         none = np.zeros(0, dtype=np.int64)
-        return cls(dim, (), np.zeros(1, np.int64), none, np.zeros(0, bool), none, none, 0)
+        return cls(dim, (), (), np.zeros(1, np.int64), none, np.zeros(0, bool), none, none, 0)
 
     @property
     def total(self) -> int:
@@ -102,8 +138,12 @@ class Rows:
             pick = seg == s
             local = rows[pick] - self.starts[s]
             order = np.argsort(local)  # ascending offsets: friendlier to the page cache
+            reader = self.readers[s]
             block = np.empty((len(local), self.dim), dtype=np.float32)
-            block[order] = self.segments[s][local[order]]
+            if reader is not None:
+                block[order] = reader.read(local[order])
+            else:
+                block[order] = self.segments[s][local[order]]
             out[pick] = block
         return out
 
@@ -150,9 +190,11 @@ class Rows:
             else:
                 segments = (*segments, add_vectors)
             starts = np.concatenate([[0], np.cumsum([len(s) for s in segments])]).astype(np.int64)
+        readers = self.readers[: self.saved_segments]
         rows = replace(
             self,
             segments=segments,
+            readers=(*readers, *([None] * (len(segments) - len(readers)))),
             starts=starts,
             keys=keys,
             dead=dead,
@@ -254,10 +296,52 @@ def load_array(
     return array
 
 
-def load_rows(directory: Path, meta: IndexMeta) -> Rows:
-    segments = tuple(
-        load_array(directory, s.file, (s.rows, meta.dim), s.dtype, mmap=True) for s in meta.segments
-    )
+def map_matrix(
+    directory: Path, name: str, shape: tuple[int, int], dtype: str, random_access: bool
+) -> tuple[npt.NDArray[Any], RowReader | None]:
+    """A ``.npy`` matrix mapped read-only; with ``random_access``, no read-ahead, and a
+    :class:`RowReader` for reading rows without making them resident."""
+    path = directory / name
+    try:
+        with path.open("rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                header = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                header = np.lib.format.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+            offset = fh.tell()
+            mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except FileNotFoundError:
+        raise VectorIndexError(
+            f"vector index {directory} is missing its file {name}: {REBUILD_HINT}"
+        ) from None
+    except (ValueError, OSError) as exc:
+        raise VectorIndexError(
+            f"vector index file {path} is damaged ({exc}): {REBUILD_HINT}"
+        ) from None
+    found_shape, fortran, found_dtype = header
+    need = offset + shape[0] * shape[1] * np.dtype(dtype).itemsize
+    if found_shape != shape or found_dtype != np.dtype(dtype) or fortran or len(mapping) < need:
+        raise VectorIndexError(
+            f"vector index file {path} holds {found_dtype} {found_shape} ({len(mapping)} bytes), "
+            f"expected {dtype} {shape}: {REBUILD_HINT}"
+        )
+    array: npt.NDArray[Any] = np.ndarray(shape, np.dtype(dtype), buffer=mapping, offset=offset)
+    if not random_access:
+        return array, None
+    mapping.madvise(mmap.MADV_RANDOM)
+    return array, RowReader(path, array, mapping, offset)
+
+
+def load_rows(directory: Path, meta: IndexMeta, random_access: bool) -> Rows:
+    mapped = [
+        map_matrix(directory, s.file, (s.rows, meta.dim), s.dtype, random_access)
+        for s in meta.segments
+    ]
+    segments = tuple(array for array, _ in mapped)
+    readers = tuple(r for _, r in mapped)
     if not meta.rows:
         return Rows.empty(meta.dim)
     keys = load_array(directory, meta.files["keys"], (meta.rows,), "int64", mmap=False)
@@ -274,7 +358,9 @@ def load_rows(directory: Path, meta: IndexMeta) -> Rows:
             f"metadata): {REBUILD_HINT}"
         )
     starts = np.concatenate([[0], np.cumsum([s.rows for s in meta.segments])]).astype(np.int64)
-    return Rows(meta.dim, segments, starts, keys, dead, sorted_keys, sorted_rows, len(segments))
+    return Rows(
+        meta.dim, segments, readers, starts, keys, dead, sorted_keys, sorted_rows, len(segments)
+    )
 
 
 @contextlib.contextmanager
@@ -314,6 +400,8 @@ class MatrixIndex(VectorIndex, Generic[S]):
     """Keys, rows, changes and atomic saves; subclasses decide how to search."""
 
     storage: ClassVar[str]
+    # Whether rows are mostly read a few at a time (rescoring) rather than scanned.
+    random_access: ClassVar[bool] = False
 
     def __init__(self, directory: Path, meta: IndexMeta, state: S) -> None:
         self._dir = directory
@@ -379,7 +467,7 @@ class MatrixIndex(VectorIndex, Generic[S]):
                 )
             check_compatible(meta, path, model_id=model_id, dim=dim)
             try:
-                state = cls._new_state(load_rows(path, meta), meta, path)
+                state = cls._new_state(load_rows(path, meta, cls.random_access), meta, path)
             except VectorIndexError:
                 now = read_meta(path)
                 if attempt == 2 or now is None or now.generation == meta.generation:
@@ -525,7 +613,9 @@ class MatrixIndex(VectorIndex, Generic[S]):
             _fsync_dir(self._dir)
             self._meta = meta
             remove_unreferenced(self._dir, meta)
-            self._state = self._new_state(load_rows(self._dir, meta), meta, self._dir)
+            self._state = self._new_state(
+                load_rows(self._dir, meta, self.random_access), meta, self._dir
+            )
 
     def _write_segments(
         self, rows: Rows, generation: int, compacting: bool

@@ -116,10 +116,12 @@ class HnswIndex(MatrixIndex[GraphState]):
 
     kind = "hnsw"
     storage: ClassVar[str] = "float16"
+    random_access: ClassVar[bool] = True
 
     def __init__(self, directory: Path, meta: IndexMeta, state: GraphState) -> None:
         super().__init__(directory, meta, state)
         self._expansion = int(meta.parameters["expansion_search"])
+        self._factor = int(meta.parameters["candidates_factor"])
         # usearch's Python binding searches in per-thread contexts chosen by its own thread
         # numbers, not the caller's: two Python threads searching at once could share one.
         self._graph_lock = threading.Lock()
@@ -200,6 +202,15 @@ class HnswIndex(MatrixIndex[GraphState]):
             graph.expansion_search = self._expansion  # type: ignore[misc]
 
     @property
+    def candidates_factor(self) -> int:
+        return self._factor
+
+    @candidates_factor.setter
+    def candidates_factor(self, value: int) -> None:
+        """How many graph candidates per wanted result are rescored, for this process only."""
+        self._factor = max(1, int(value))
+
+    @property
     def has_graph(self) -> bool:
         return self._state.graph is not None
 
@@ -209,13 +220,13 @@ class HnswIndex(MatrixIndex[GraphState]):
         q, k = self._query(query), check_k(k)
         state = self._state
         if allowed is None:
-            return self._search_one(state, q, k, self._graph_keys(state, q, CANDIDATES_FACTOR * k))
+            return self._search_one(state, q, k, self._graph_keys(state, q, self._factor * k))
         rows = state.rows
         allowed_rows = self._allowed_rows(rows, allowed)
         if state.graph is None or len(allowed_rows) <= ALLOWED_EXACT_MAX:
             return self._exact_rows(rows, allowed_rows, q, k)
         # Over-fetch from the graph in proportion to how much the filter will drop.
-        want = CANDIDATES_FACTOR * k * len(state.graph) / len(allowed_rows)
+        want = self._factor * k * len(state.graph) / len(allowed_rows)
         fetched = self._graph_keys(state, q, min(OVERFETCH_MAX, math.ceil(want)))
         found = self._search_one(state, q, k, fetched, np.sort(rows.keys[allowed_rows]))
         if len(found) < min(k, len(allowed_rows)):
@@ -229,7 +240,7 @@ class HnswIndex(MatrixIndex[GraphState]):
             return [self._search_one(state, q, k, None) for q in qs]
         points = state.projection.apply(qs)
         with self._graph_lock:
-            found = state.graph.search(points, CANDIDATES_FACTOR * k, threads=1)
+            found = state.graph.search(points, self._factor * k, threads=1)
         keys, counts = (
             np.atleast_2d(found.keys),
             np.atleast_1d(getattr(found, "counts", len(found))),
