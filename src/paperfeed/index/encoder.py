@@ -67,8 +67,13 @@ class EncoderError(PaperfeedError):
 
 def document_text(paper: Paper) -> str:
     """The text a paper is embedded from: its title, a full stop, its abstract."""
-    title = paper.title.strip()
-    abstract = paper.abstract.strip()
+    return title_and_abstract(paper.title, paper.abstract)
+
+
+def title_and_abstract(title: str, abstract: str) -> str:
+    """:func:`document_text` for a title and an abstract not (yet) in a Paper."""
+    title = title.strip()
+    abstract = abstract.strip()
     if not abstract:
         return title
     # Titles that already end a sentence would otherwise get "?." or "..".
@@ -401,7 +406,7 @@ def get_encoder(name_or_path: str, *, cache_dir: Path | None = None) -> Encoder:
     """Build an encoder by name (``minilm``, ``minilm-fast``, ``fake``) or model path.
 
     ``cache_dir`` is where exported models are kept (``<data_dir>/models``); ``minilm-fast``
-    needs it and exports the default model there on first use (about a minute).
+    needs it and exports the default model there on first use (under a minute).
     """
     if name_or_path == "minilm":
         return SentenceTransformerEncoder()

@@ -24,6 +24,7 @@ import numpy as np
 
 from paperfeed.errors import PaperfeedError
 from paperfeed.index.encoder import Encoder, get_encoder
+from paperfeed.index.encoder import title_and_abstract as document_text
 from paperfeed.index.vectors import VectorIndex, open_vector_index
 from paperfeed.search import SearchEngine
 from paperfeed.settings import Settings
@@ -35,15 +36,6 @@ ACTIVE_MODEL_KEY = "semantic.model"
 # at most this much embedding work.
 SAVE_EVERY_SECONDS = 60.0
 JOB_CHUNK = 2048
-
-
-def document_text(title: str, abstract: str) -> str:
-    """The text a paper is embedded from (title first: it carries the most signal)."""
-    title = title.strip()
-    abstract = abstract.strip()
-    if not abstract:
-        return title
-    return f"{title}. {abstract}" if title and title[-1] not in ".?!" else f"{title} {abstract}"
 
 
 def text_hash(text: str) -> str:
