@@ -32,7 +32,7 @@ def test_init_then_stats(data: Path) -> None:
 
 def test_ingest_pages_list_show_and_export(data: Path, tmp_path: Path) -> None:
     pages = sorted(str(p) for p in need_shared(HF_PAGES).glob("*.txt"))
-    result = run("ingest", *pages, "--json", data_dir=data)
+    result = run("ingest", *pages, "--json", "--no-embed", data_dir=data)
     report = json.loads(result.stdout)
     assert report["total"]["added"] == 162
     assert report["total"]["appearances"] == 210
@@ -61,7 +61,7 @@ def test_ingest_pages_list_show_and_export(data: Path, tmp_path: Path) -> None:
 
     # The export reads back into a fresh store as the same papers.
     other = tmp_path / "other"
-    run("ingest", str(tmp_path / "all.jsonl"), data_dir=other)
+    run("ingest", str(tmp_path / "all.jsonl"), "--no-embed", data_dir=other)
     assert json.loads(run("stats", "--json", data_dir=other).stdout)["papers"] == 162
 
     hits = json.loads(run("search", "diffusion", "--json", data_dir=data).stdout)
@@ -94,7 +94,9 @@ def test_exit_codes(data: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1  # nothing could be read
     good = tmp_path / "good.jsonl"
     good.write_text('{"title": "A real paper"}\n')
-    result = run("ingest", str(good), str(tmp_path / "missing.bib"), data_dir=data, ok=False)
+    result = run(
+        "ingest", str(good), str(tmp_path / "missing.bib"), "--no-embed", data_dir=data, ok=False
+    )
     assert result.exit_code == 0  # something was read; the missing file is reported
     assert "missing.bib: no such file" in result.stderr
 

@@ -45,7 +45,7 @@ def _snapshot(path: Path) -> None:
 def _ingest(data: Path, src: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PAPERFEED_HOME": str(data)}
     return subprocess.Popen(
-        [sys.executable, "-m", "paperfeed", "ingest", "-q", str(src)],
+        [sys.executable, "-m", "paperfeed", "ingest", "-q", "--no-embed", str(src)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -603,6 +603,10 @@ def _embed(settings: Settings, store: Store, *, quiet: bool) -> int:
         return 0
     from paperfeed.index import semantic
 
+    info = semantic.status(settings, store)
+    up_to_date = info.model_id is not None and not store.embedding_jobs(info.model_id, limit=1)
+    if info.papers == 0 or up_to_date:
+        return 0  # nothing to embed: do not pay for loading the model
     progress = _progress(quiet)
     with progress:
         task = progress.add_task("embedding", total=None)
