@@ -130,6 +130,8 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, rng: np.random.Generator) ->
         index.add([1], np.zeros((1, DIM)))
     with pytest.raises(VectorIndexError, match="integers"):
         index.add(np.array([1.5]), unit(rng, 1))
+    with pytest.raises(VectorIndexError, match="must be numbers"):
+        index.search(["not", "a", "vector"], 3)
     with pytest.raises(VectorIndexError, match="k must be"):
         index.search(unit(rng, 1)[0], 0)
     assert index.search(unit(rng, 1)[0], 3) == []

@@ -218,7 +218,10 @@ def as_keys(keys: npt.ArrayLike, what: str = "keys") -> Keys:
 
 def as_unit_rows(vectors: npt.ArrayLike, dim: int, what: str = "vectors") -> Matrix:
     """``vectors`` as a float32 (n, dim) matrix of unit rows; zero or non-finite rows refused."""
-    arr = np.asarray(vectors, dtype=np.float32)
+    try:
+        arr = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise VectorIndexError(f"{what} must be numbers ({exc})") from None
     if arr.ndim == 1 and what == "query":
         arr = arr.reshape(1, -1)
     if arr.ndim != 2 or arr.shape[1] != dim:
