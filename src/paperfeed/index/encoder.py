@@ -7,7 +7,8 @@ Three implementations behind one interface, chosen with :func:`get_encoder`:
   directory given by path.
 - ``minilm-fast`` — :class:`OnnxEncoder`, the same model exported to ONNX with int8 MatMul
   weights (see :mod:`paperfeed.index.onnx_export`), run by ONNX Runtime.
-- ``fake`` — :class:`FakeEncoder`, hashed word n-grams: deterministic and instant, for tests.
+- ``fake`` (or ``fake:DIM``) — :class:`FakeEncoder`, hashed word n-grams: deterministic and
+  instant, for tests.
 
 ``model_id`` is stored with the vectors and mixing ids is refused, so it names the exact
 weights *and* runtime: the int8 export gets an id of its own because its vectors differ
@@ -412,6 +413,8 @@ def get_encoder(name_or_path: str, *, cache_dir: Path | None = None) -> Encoder:
         return SentenceTransformerEncoder()
     if name_or_path == "fake":
         return FakeEncoder()
+    if name_or_path.startswith("fake:") and name_or_path[5:].isdigit():
+        return FakeEncoder(int(name_or_path[5:]))  # another fake model, for model switches
     if name_or_path == "minilm-fast":
         if cache_dir is None:
             raise EncoderError("the 'minilm-fast' encoder needs a cache directory for its export")

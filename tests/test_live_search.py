@@ -1,0 +1,139 @@
+"""LiveSearch: a long-running process follows new vectors and model switches."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+
+from paperfeed.errors import PaperfeedError
+from paperfeed.index import semantic
+from paperfeed.index.live import LiveSearch, ReembedResult
+from paperfeed.model import new_paper
+from paperfeed.search import SearchMode, SearchOptions
+from paperfeed.settings import Settings
+from paperfeed.store import IncomingRecord, Store
+
+SEMANTIC = SearchOptions(mode=SearchMode.SEMANTIC, limit=5)
+
+
+def add(store: Store, *titles: str) -> None:
+    store.write_batch(
+        [
+            IncomingRecord(
+                new_paper(
+                    title=t,
+                    abstract=f"An abstract about {t.lower()}.",
+                    categories=["cs.LG"],
+                    published=dt.date(2024, 1, 1),
+                    source="jsonl",
+                )
+            )
+            for t in titles
+        ],
+        [],
+    )
+    store.refresh_keyword_index()
+
+
+def found(live: LiveSearch, query: str) -> list[str]:
+    return [h.paper.title for h in live.search(query, SEMANTIC).hits]
+
+
+def test_starts_keyword_only_and_picks_up_vectors_built_later(
+    settings: Settings, store: Store
+) -> None:
+    add(store, "Graph neural networks for molecules", "Diffusion models for images")
+    semantic.activate(store, "fake")
+    live = LiveSearch(settings, store, check_every=0)
+    assert not live.semantic_available
+    semantic.build(settings, store)  # e.g. `paperfeed index` in another process
+    live.refresh(wait=True)
+    assert live.semantic_available
+    assert found(live, "graph neural networks")[0] == "Graph neural networks for molecules"
+
+
+def test_new_vectors_of_the_same_model_are_seen_without_reloading_the_encoder(
+    settings: Settings, store: Store
+) -> None:
+    add(store, "Graph neural networks for molecules")
+    semantic.activate(store, "fake")
+    semantic.build(settings, store)
+    live = LiveSearch(settings, store, check_every=0)
+    encoder = live.current().encoder
+    assert "Speech recognition with language models" not in found(live, "speech recognition")
+    add(store, "Speech recognition with language models")
+    semantic.build(settings, store)  # an ingest elsewhere saves a new index generation
+    assert found(live, "speech recognition")[0] == "Speech recognition with language models"
+    assert live.current().encoder is encoder
+
+
+def test_checks_are_rate_limited(settings: Settings, store: Store) -> None:
+    add(store, "Graph neural networks for molecules")
+    semantic.activate(store, "fake")
+    live = LiveSearch(settings, store, check_every=3600)
+    semantic.build(settings, store)
+    assert not live.semantic_available  # not looked at again within the hour
+    live.refresh(wait=True)
+    assert live.semantic_available
+
+
+def test_reembed_with_another_model_switches_only_when_complete(
+    settings: Settings, store: Store
+) -> None:
+    add(store, "Graph neural networks for molecules", "Diffusion models for images")
+    semantic.activate(store, "fake")
+    semantic.build(settings, store)
+    live = LiveSearch(settings, store, check_every=0)
+    old = live.current()
+    assert old.encoder is not None
+    assert old.encoder.dim == 32
+
+    answered_during: list[list[str]] = []
+    gate = threading.Event()
+
+    def progress(done: int, total: int) -> None:
+        # Mid-build: the old model still answers every query.
+        if done and not answered_during:
+            answered_during.append(found(live, "diffusion models"))
+            assert live.current() is old
+            gate.set()
+
+    results: list[ReembedResult] = []
+    thread = live.reembed("fake:48", progress=progress, on_done=results.append)
+    with pytest.raises(PaperfeedError, match="already running"):
+        live.reembed("fake:48")
+    thread.join(timeout=60)
+    assert gate.is_set()
+    assert answered_during[0][0] == "Diffusion models for images"
+    assert results == [ReembedResult("fake:48", 2, None)]
+    assert semantic.active_model(store) == "fake:48"
+    new = live.current()
+    assert new is not old
+    assert new.encoder is not None
+    assert new.encoder.dim == 48
+    assert found(live, "diffusion models")[0] == "Diffusion models for images"
+
+
+def test_a_failed_reembed_leaves_the_old_model_answering(settings: Settings, store: Store) -> None:
+    add(store, "Graph neural networks for molecules")
+    semantic.activate(store, "fake")
+    semantic.build(settings, store)
+    live = LiveSearch(settings, store, check_every=0)
+    results: list[ReembedResult] = []
+    live.reembed("no-such-model", on_done=results.append).join(timeout=60)
+    assert results[0].error is not None
+    assert "unknown encoder" in results[0].error
+    assert semantic.active_model(store) == "fake"
+    assert found(live, "graph networks")[0] == "Graph neural networks for molecules"
+
+
+def test_keyword_only_mode_never_loads_a_model(settings: Settings, store: Store) -> None:
+    add(store, "Graph neural networks for molecules")
+    semantic.activate(store, "fake")
+    semantic.build(settings, store)
+    live = LiveSearch(settings, store, semantic_search=False, check_every=0)
+    assert not live.semantic_available
+    hits = live.search("graph", SearchOptions(mode=SearchMode.KEYWORD)).hits
+    assert [h.paper.title for h in hits] == ["Graph neural networks for molecules"]
