@@ -1,0 +1,254 @@
+"""The synthetic corpus of ``paperfeed bench``: papers with realistic text, and vectors.
+
+Text. A real BEIR corpus (SciFact in the measurements) is cut into sentences; a synthetic
+abstract is real sentences drawn at random until it reaches a length drawn from the real
+abstracts' lengths, and a title is words drawn from the real titles (so word frequencies,
+and with them the BM25 posting lists a query walks, follow the real ones), with a title
+length drawn from the real titles. Every paper gets its own arXiv id (so none are merged),
+authors, categories and a publication date.
+
+Vectors. Embedding a million abstracts on two cores takes days, so the corpus vectors are
+drawn from a distribution fitted to real embeddings (the model's own vectors of the real
+abstracts): a full-covariance Gaussian mixture in their top principal components, plus
+independent noise with the real variance along every other principal direction, then
+L2-normalized. The spectrum, the mean direction and the spread of similarities match the
+real vectors; the queries are real texts embedded by the real model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import importlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from paperfeed.errors import FormatError, NotFoundError, PaperfeedError
+from paperfeed.model import Paper, new_paper
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
+_WORD = re.compile(r"\S+")
+CATEGORIES = (
+    "cs.LG", "cs.CL", "cs.CV", "cs.AI", "stat.ML", "q-bio.GN", "q-bio.NC", "q-bio.QM",
+    "physics.med-ph", "cs.IR", "cs.NE", "math.OC",
+)  # fmt: skip
+SOURCE = "bench"
+# Papers per arXiv month: new-style ids have five digits.
+_PER_MONTH = 100_000
+# Principal components that carry the mixture; the rest is independent noise.
+MIXTURE_DIMS = 64
+MIXTURE_COMPONENTS = 32
+
+Vectors = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class TextModel:
+    """What synthetic papers are made of, read from a real corpus."""
+
+    sentences: tuple[str, ...]
+    abstract_chars: npt.NDArray[np.int64]  # the real abstracts' lengths
+    title_words: tuple[str, ...]  # every word of every real title (repeats = frequency)
+    title_lengths: npt.NDArray[np.int64]  # the real titles' lengths in words
+    source: str
+
+    @classmethod
+    def from_texts(cls, docs: list[tuple[str, str]], source: str) -> TextModel:
+        sentences: list[str] = []
+        chars: list[int] = []
+        words: list[str] = []
+        lengths: list[int] = []
+        for title, text in docs:
+            text = " ".join(text.split())
+            if text:
+                sentences.extend(s for s in _SENTENCE_END.split(text) if len(s) > 1)
+                chars.append(len(text))
+            title_words = _WORD.findall(title.rstrip("."))
+            if title_words:
+                words.extend(title_words)
+                lengths.append(len(title_words))
+        if not sentences or not words:
+            raise FormatError(f"{source}: no titles and abstracts to build a corpus from")
+        return cls(
+            tuple(sentences),
+            np.asarray(chars, dtype=np.int64),
+            tuple(words),
+            np.asarray(lengths, dtype=np.int64),
+            source,
+        )
+
+
+def read_beir_corpus(directory: Path, limit: int | None = None) -> list[tuple[str, str]]:
+    """(title, text) of the documents of a BEIR folder's corpus.jsonl."""
+    path = directory / "corpus.jsonl"
+    if not path.is_file():
+        raise NotFoundError(f"{path}: missing (a BEIR folder has corpus.jsonl and queries.jsonl)")
+    docs: list[tuple[str, str]] = []
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                docs.append((str(obj.get("title") or ""), str(obj["text"])))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise FormatError(f"{path}: line {number}: not a BEIR document") from None
+            if limit is not None and len(docs) >= limit:
+                break
+    return docs
+
+
+def read_beir_queries(directory: Path) -> list[str]:
+    """The query texts of a BEIR folder's queries.jsonl, in file order."""
+    path = directory / "queries.jsonl"
+    if not path.is_file():
+        raise NotFoundError(f"{path}: missing (a BEIR folder has corpus.jsonl and queries.jsonl)")
+    queries: list[str] = []
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                text = str(json.loads(line)["text"]).strip()
+            except (ValueError, KeyError, TypeError):
+                raise FormatError(f"{path}: line {number}: not a BEIR query") from None
+            if text:
+                queries.append(text)
+    if not queries:
+        raise FormatError(f"{path}: no queries")
+    return queries
+
+
+def corpus_fingerprint(directory: Path) -> str:
+    """Identifies the source corpus in cache manifests (name, size and modification time)."""
+    path = (directory / "corpus.jsonl").resolve()
+    if not path.is_file():
+        raise NotFoundError(f"{path}: missing (a BEIR folder has corpus.jsonl and queries.jsonl)")
+    stat = path.stat()
+    raw = f"{path}:{stat.st_size}:{int(stat.st_mtime)}"
+    return hashlib.sha1(raw.encode("utf-8")).hexdigest()[:16]
+
+
+def arxiv_id_of(index: int) -> str:
+    """A distinct new-style arXiv id for paper ``index`` (months from 2015-01 on)."""
+    month, number = divmod(index, _PER_MONTH)
+    year, month = divmod(month, 12)
+    return f"{15 + year:02d}{month + 1:02d}.{number:05d}"
+
+
+def generate_papers(
+    model: TextModel, n: int, *, seed: int = 0, chunk: int = 1000
+) -> Iterator[Paper]:
+    """``n`` synthetic papers; the same ``model``, ``n`` and ``seed`` give the same papers."""
+    if n < 0:
+        raise ValueError(f"n must be 0 or more, not {n}")
+    sentences = model.sentences
+    words = model.title_words
+    for start in range(0, n, chunk):
+        # One generator per chunk: a chunk's papers depend on its number, not on the others.
+        rng = np.random.default_rng([seed, start])
+        m = min(chunk, n - start)
+        targets = rng.choice(model.abstract_chars, m)
+        title_lengths = rng.choice(model.title_lengths, m)
+        picks = rng.integers(0, len(sentences), (m, 64))
+        title_picks = rng.integers(0, len(words), (m, int(title_lengths.max())))
+        author_ids = rng.integers(1, 200_000, (m, 8))
+        author_counts = rng.integers(1, 9, m)
+        cats = rng.integers(0, len(CATEGORIES), (m, 3))
+        cat_counts = rng.integers(1, 4, m)
+        days = rng.integers(0, 3650, m)
+        for i in range(m):
+            parts: list[str] = []
+            size = 0
+            for p in picks[i]:
+                if size >= targets[i]:
+                    break
+                parts.append(sentences[p])
+                size += len(sentences[p]) + 1
+            title = " ".join(words[w] for w in title_picks[i, : title_lengths[i]])
+            yield new_paper(
+                title=title[:1].upper() + title[1:],
+                abstract=" ".join(parts),
+                authors=[
+                    f"{'ABCDEFGHJKLMNPRSTW'[a % 18]}. Author{a}"
+                    for a in author_ids[i, : author_counts[i]]
+                ],
+                categories=[CATEGORIES[c] for c in cats[i, : cat_counts[i]]],
+                arxiv_id=arxiv_id_of(start + i),
+                published=dt.date(2015, 1, 1) + dt.timedelta(days=int(days[i])),
+                source=SOURCE,
+            )
+
+
+class VectorSampler:
+    """Draws unit vectors distributed like real embeddings (see the module docstring)."""
+
+    def __init__(self, real: Vectors, *, seed: int = 0) -> None:
+        if real.ndim != 2 or len(real) < 2:
+            raise PaperfeedError("at least two real embeddings are needed to fit the sampler")
+        try:
+            decomposition: Any = importlib.import_module("sklearn.decomposition")
+            mixture: Any = importlib.import_module("sklearn.mixture")
+        except ImportError as exc:
+            raise PaperfeedError(
+                "the synthetic vectors need scikit-learn: pip install 'paperfeed[semantic]'"
+            ) from exc
+        self.dim = int(real.shape[1])
+        self.fitted_on = len(real)
+        top = min(MIXTURE_DIMS, self.dim, len(real) - 1)
+        # Enough points per component for a full covariance; small samples get fewer.
+        components = max(1, min(MIXTURE_COMPONENTS, len(real) // (4 * top)))
+        full = decomposition.PCA().fit(real)
+        self._pca: Any = decomposition.PCA(n_components=top).fit(real)
+        self._gmm: Any = mixture.GaussianMixture(
+            n_components=components, covariance_type="full", reg_covar=1e-4, random_state=seed
+        ).fit(self._pca.transform(real))
+        self.components = components
+        self._rest_std = np.sqrt(full.explained_variance_[top:]).astype(np.float32)
+        self._rest_dirs = np.asarray(full.components_[top:], dtype=np.float32)
+
+    def sample(self, n: int, *, seed: int) -> Vectors:
+        """``n`` unit vectors; the same seed gives the same vectors."""
+        rng = np.random.default_rng(seed)
+        out = np.empty((n, self.dim), dtype=np.float32)
+        for start in range(0, n, 50_000):
+            m = min(50_000, n - start)
+            self._gmm.random_state = int(rng.integers(1 << 31))
+            z, _ = self._gmm.sample(m)
+            # sklearn's sample() returns the points grouped by component: shuffle them.
+            z = z[rng.permutation(m)]
+            x = np.asarray(self._pca.inverse_transform(z), dtype=np.float32)
+            if len(self._rest_std):
+                noise = rng.standard_normal((m, len(self._rest_std)), dtype=np.float32)
+                x += (noise * self._rest_std) @ self._rest_dirs
+            x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+            out[start : start + m] = x
+        return out
+
+
+def exact_top(
+    corpus: Vectors, keys: npt.NDArray[np.int64], queries: Vectors, k: int
+) -> npt.NDArray[np.int64]:
+    """The keys of each query's ``k`` nearest corpus rows by dot product (brute force)."""
+    k = min(k, len(corpus))
+    best_s = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_i = np.zeros((len(queries), k), dtype=np.int64)
+    for start in range(0, len(corpus), 100_000):
+        block = np.asarray(corpus[start : start + 100_000], dtype=np.float32)
+        s = queries @ block.T
+        kk = min(k, s.shape[1])
+        i = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+        cand_s = np.concatenate([best_s, np.take_along_axis(s, i, axis=1)], axis=1)
+        cand_i = np.concatenate([best_i, i + start], axis=1)
+        order = np.argsort(-cand_s, axis=1, kind="stable")[:, :k]
+        best_s = np.take_along_axis(cand_s, order, axis=1)
+        best_i = np.take_along_axis(cand_i, order, axis=1)
+    out: npt.NDArray[np.int64] = keys[best_i]
+    return out
