@@ -195,9 +195,7 @@ class StoreStats:
     last_feed_date: dt.date | None
 
 
-# The community objects (accounts, votes, collections, digests). Their behaviour comes in
-# later issues; the types and tables exist from the first migration on so that the
-# storage interface is complete.
+# The community objects: accounts, votes, collections, subscriptions and digest runs.
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +205,17 @@ class User:
     email: str | None
     is_admin: bool
     created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A personal API token as listed (the secret itself is shown once, never stored)."""
+
+    id: int
+    user_id: int
+    name: str
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +232,35 @@ class Collection:
     name: str
     is_public: bool
     created_at: dt.datetime
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionItem:
+    paper: Paper
+    note: str
+    added_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionContents:
+    """What a digest holds: the period's trending papers, the user's "for you" picks,
+    papers matching saved searches, papers by followed authors, new papers in categories."""
+
+    trending: bool = True
+    for_you: bool = True
+    searches: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "trending": self.trending,
+            "for_you": self.for_you,
+            "searches": list(self.searches),
+            "authors": list(self.authors),
+            "categories": list(self.categories),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,22 +269,42 @@ class Subscription:
     user_id: int | None
     email: str
     frequency: str  # "daily" | "weekly"
-    confirmed: bool
+    contents: SubscriptionContents
+    max_items: int
     created_at: dt.datetime
+    confirmed_at: dt.datetime | None = None
+    unsubscribed_at: dt.datetime | None = None
+
+    @property
+    def confirmed(self) -> bool:
+        return self.confirmed_at is not None
+
+    @property
+    def active(self) -> bool:
+        return self.confirmed_at is not None and self.unsubscribed_at is None
 
 
 @dataclass(frozen=True, slots=True)
 class DigestRun:
+    """One digest for one subscription and period: the ledger row that makes it go once."""
+
     id: int
     subscription_id: int
     period: str  # e.g. "2026-03-14" (daily) or "2026-W11" (weekly)
-    status: str  # "pending" | "sent" | "failed"
-    sent_at: dt.datetime | None
+    status: str  # "pending" | "sending" | "sent" | "failed"
+    attempts: int
+    message_id: str
+    items: int = 0
+    last_error: str | None = None
+    next_attempt_at: dt.datetime | None = None
+    sent_at: dt.datetime | None = None
 
 
 __all__ = [
+    "ApiToken",
     "Appearance",
     "Collection",
+    "CollectionItem",
     "DigestRun",
     "IngestReport",
     "Links",
@@ -255,6 +313,7 @@ __all__ = [
     "QuarantinedRecord",
     "StoreStats",
     "Subscription",
+    "SubscriptionContents",
     "User",
     "Vote",
     "new_paper",
