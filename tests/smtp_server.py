@@ -36,7 +36,7 @@ class Mailbox:
         with self._lock:
             return [m for m in self.messages if m["To"] == address]
 
-    async def handle_MAIL(  # noqa: N802 - aiosmtpd's hook name
+    async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
         if self.on_mail is not None:
@@ -44,7 +44,7 @@ class Mailbox:
         envelope.mail_from = address
         return "250 OK"
 
-    async def handle_RCPT(  # noqa: N802
+    async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
         reply = self.refuse.get(address.lower())
@@ -53,7 +53,7 @@ class Mailbox:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         msg = cast(EmailMessage, message_from_bytes(envelope.content, policy=default))
         with self._lock:
             self.messages.append(msg)

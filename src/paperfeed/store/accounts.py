@@ -181,6 +181,10 @@ class AccountStore(abc.ABC):
     def delete_subscription(self, subscription_id: int) -> bool: ...
 
     @abc.abstractmethod
+    def list_subscriptions(self) -> list[Subscription]:
+        """Every subscription, active or not, by id."""
+
+    @abc.abstractmethod
     def active_subscriptions(self, frequency: str | None = None) -> list[Subscription]:
         """Confirmed and not unsubscribed, by id."""
 

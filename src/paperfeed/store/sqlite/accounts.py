@@ -521,6 +521,10 @@ class SQLiteAccounts(AccountStore):
             cur = conn.execute("DELETE FROM subscriptions WHERE id = ?", (subscription_id,))
             return cur.rowcount > 0
 
+    def list_subscriptions(self) -> list[Subscription]:
+        rows = self._reader().execute(f"SELECT {_SUBSCRIPTION} FROM subscriptions ORDER BY id")
+        return [_subscription(r) for r in rows]
+
     def active_subscriptions(self, frequency: str | None = None) -> list[Subscription]:
         sql = (
             f"SELECT {_SUBSCRIPTION} FROM subscriptions "
