@@ -132,18 +132,18 @@ def test_data_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_demo_runs_on_the_bundled_sample(data: Path) -> None:
-    result = run("demo", "--no-embed", data_dir=data)
+    result = run("demo", "--no-embed", "--no-serve", data_dir=data)
     assert "Latest feed day" in result.stdout
     assert "Search (keyword): text-to-image personalization" in result.stdout
     # Running it twice adds nothing new.
-    again = run("demo", "--no-embed", data_dir=data)
+    again = run("demo", "--no-embed", "--no-serve", data_dir=data)
     assert "0 new papers, 0 new appearances" in again.stdout
 
 
 @pytest.mark.slow
 def test_demo_with_the_real_model_then_search_similar_index(data: Path) -> None:
     """README command 1's job, with the real all-MiniLM-L6-v2, then the search commands."""
-    result = run("demo", data_dir=data)
+    result = run("demo", "--no-serve", data_dir=data)
     assert "162 papers embedded" in result.stdout
     assert "Search (hybrid): text-to-image personalization" in result.stdout
     hits = json.loads(

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from paperfeed import __version__
-from paperfeed.cli import demo, library, search
+from paperfeed.cli import demo, library, search, serve
 from paperfeed.cli.common import ErrorReportingGroup, data_dir_option
 
 
@@ -44,5 +44,6 @@ for command in (
     search.index,
     search.eval_command,
     demo.demo,
+    serve.serve,
 ):
     main.add_command(command)

@@ -214,3 +214,29 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def set_setting(self, key: str, value: str) -> None: ...
+
+    # -- feeds -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def feed_rows(
+        self, date_from: dt.date, date_to: dt.date, filters: SearchFilters | None = None
+    ) -> list[FeedRow]:
+        """One row per paper listed on a feed day within [date_from, date_to] (inclusive),
+        passing the filters; ordered by pk. Ranking is done by :mod:`paperfeed.feeds`."""
+
+    @abc.abstractmethod
+    def latest_feed_day(self) -> dt.date | None:
+        """The newest feed day with at least one appearance."""
+
+    @abc.abstractmethod
+    def feed_days_around(self, day: dt.date) -> tuple[dt.date | None, dt.date | None]:
+        """The nearest feed days with appearances before and after ``day``."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    """What ranking a feed needs about one paper listed within a date range."""
+
+    pk: int
+    day: dt.date  # the first feed day it was listed on within the range
+    rank: int | None  # its best rank on the listings of the range, when known
+    votes: int  # imported upvotes for now (0 when unknown)

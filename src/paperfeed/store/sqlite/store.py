@@ -31,6 +31,7 @@ from paperfeed.model import (
 from paperfeed.store.base import (
     BatchResult,
     EmbeddingJob,
+    FeedRow,
     IncomingRecord,
     IncomingRejection,
     PaperQuery,
@@ -724,6 +725,37 @@ class SQLiteStore(Store):
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+    # -- feeds -------------------------------------------------------------------------
+    def feed_rows(
+        self, date_from: dt.date, date_to: dt.date, filters: SearchFilters | None = None
+    ) -> list[FeedRow]:
+        where, params = self._filter_sql(filters)
+        sql = (
+            "SELECT a.paper_pk, MIN(a.feed_date), MIN(a.rank), COALESCE(p.upvotes, 0) "
+            "FROM appearances a JOIN papers p ON p.pk = a.paper_pk "
+            "WHERE a.feed_date >= ? AND a.feed_date <= ? AND a.feed_date != '' "
+            + (f"AND {where} " if where else "")
+            + "GROUP BY a.paper_pk ORDER BY a.paper_pk"
+        )
+        rows = self._reader().execute(sql, [date_from.isoformat(), date_to.isoformat(), *params])
+        return [FeedRow(int(r[0]), dt.date.fromisoformat(r[1]), r[2], int(r[3])) for r in rows]
+
+    def latest_feed_day(self) -> dt.date | None:
+        row = self._reader().execute("SELECT MAX(feed_date) FROM appearances").fetchone()
+        return _date(row[0])
+
+    def feed_days_around(self, day: dt.date) -> tuple[dt.date | None, dt.date | None]:
+        conn = self._reader()
+        key = day.isoformat()
+        before = conn.execute(
+            "SELECT MAX(feed_date) FROM appearances WHERE feed_date < ? AND feed_date != ''",
+            (key,),
+        ).fetchone()[0]
+        after = conn.execute(
+            "SELECT MIN(feed_date) FROM appearances WHERE feed_date > ?", (key,)
+        ).fetchone()[0]
+        return _date(before), _date(after)
 
 
 class _Batch:
