@@ -240,3 +240,63 @@ class FeedRow:
     day: dt.date  # the first feed day it was listed on within the range
     rank: int | None  # its best rank on the listings of the range, when known
     votes: int  # imported upvotes for now (0 when unknown)
+
+    # -- live sources (paperfeed fetch) ---------------------------------------------------
+    @abc.abstractmethod
+    def fetch_state(self, source: str, key: str) -> FetchState | None:
+        """How far a live source got for one query (None if it never ran)."""
+
+    @abc.abstractmethod
+    def fetch_states(self) -> list[FetchState]:
+        """Every remembered source + query, by source then key."""
+
+    @abc.abstractmethod
+    def save_fetch_state(self, source: str, key: str, cursor: str) -> None:
+        """Remember a source's JSON cursor (written once a page's records are stored)."""
+
+    @abc.abstractmethod
+    def delete_fetch_state(self, source: str, key: str) -> bool: ...
+
+    @abc.abstractmethod
+    def start_fetch_run(self, source: str, query: str) -> FetchRun:
+        """Log a fetch as running; earlier runs of the same query left running (killed)
+        are marked ``abandoned``."""
+
+    @abc.abstractmethod
+    def update_fetch_run(self, run: FetchRun) -> None:
+        """Write a run's counts, status, end time and error (after each page and at the end)."""
+
+    @abc.abstractmethod
+    def fetch_runs(self, *, source: str | None = None, limit: int = 20) -> list[FetchRun]:
+        """The latest fetch runs, newest first."""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchState:
+    """A live source's memory for one query: a JSON cursor shaped by the source."""
+
+    source: str
+    key: str
+    cursor: str
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRun:
+    """One fetch of one source + query, as logged: what came and what failed."""
+
+    id: int
+    source: str
+    query: str
+    started_at: dt.datetime
+    status: str  # running | done | failed | interrupted | abandoned
+    finished_at: dt.datetime | None = None
+    pages: int = 0
+    requests: int = 0
+    retries: int = 0
+    added: int = 0
+    merged: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    appearances: int = 0
+    error: str | None = None

@@ -31,6 +31,8 @@ from paperfeed.model import (
 from paperfeed.store.base import (
     BatchResult,
     EmbeddingJob,
+    FetchRun,
+    FetchState,
     FeedRow,
     IncomingRecord,
     IncomingRejection,
@@ -756,6 +758,124 @@ class SQLiteStore(Store):
             "SELECT MIN(feed_date) FROM appearances WHERE feed_date > ?", (key,)
         ).fetchone()[0]
         return _date(before), _date(after)
+
+    # -- live sources (paperfeed fetch) ---------------------------------------------------
+    def fetch_state(self, source: str, key: str) -> FetchState | None:
+        row = (
+            self._reader()
+            .execute(
+                "SELECT source, key, cursor, updated_at FROM fetch_state "
+                "WHERE source = ? AND key = ?",
+                (source, key),
+            )
+            .fetchone()
+        )
+        return None if row is None else FetchState(*row[:3], dt.datetime.fromisoformat(row[3]))
+
+    def fetch_states(self) -> list[FetchState]:
+        rows = self._reader().execute(
+            "SELECT source, key, cursor, updated_at FROM fetch_state ORDER BY source, key"
+        )
+        return [FetchState(*r[:3], dt.datetime.fromisoformat(r[3])) for r in rows]
+
+    def save_fetch_state(self, source: str, key: str, cursor: str) -> None:
+        with self._lock:
+            self._writer.execute(
+                "INSERT INTO fetch_state (source, key, cursor, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (source, key) DO UPDATE SET cursor = excluded.cursor, "
+                "updated_at = excluded.updated_at",
+                (source, key, cursor, _now()),
+            )
+
+    def delete_fetch_state(self, source: str, key: str) -> bool:
+        with self._lock:
+            cur = self._writer.execute(
+                "DELETE FROM fetch_state WHERE source = ? AND key = ?", (source, key)
+            )
+            return cur.rowcount > 0
+
+    def start_fetch_run(self, source: str, query: str) -> FetchRun:
+        now = _now()
+        with self._lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "UPDATE fetch_runs SET status = 'abandoned' "
+                    "WHERE source = ? AND query = ? AND status = 'running'",
+                    (source, query),
+                )
+                cur = conn.execute(
+                    "INSERT INTO fetch_runs (source, query, started_at, status) "
+                    "VALUES (?, ?, ?, 'running')",
+                    (source, query, now),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return FetchRun(
+            id=int(cur.lastrowid or 0),
+            source=source,
+            query=query,
+            started_at=dt.datetime.fromisoformat(now),
+            status="running",
+        )
+
+    def update_fetch_run(self, run: FetchRun) -> None:
+        with self._lock:
+            self._writer.execute(
+                "UPDATE fetch_runs SET status = ?, finished_at = ?, pages = ?, requests = ?, "
+                "retries = ?, added = ?, merged = ?, unchanged = ?, quarantined = ?, "
+                "appearances = ?, error = ? WHERE id = ?",
+                (
+                    run.status,
+                    run.finished_at.isoformat() if run.finished_at else None,
+                    run.pages,
+                    run.requests,
+                    run.retries,
+                    run.added,
+                    run.merged,
+                    run.unchanged,
+                    run.quarantined,
+                    run.appearances,
+                    run.error,
+                    run.id,
+                ),
+            )
+
+    def fetch_runs(self, *, source: str | None = None, limit: int = 20) -> list[FetchRun]:
+        sql = (
+            "SELECT id, source, query, started_at, status, finished_at, pages, requests, "
+            "retries, added, merged, unchanged, quarantined, appearances, error FROM fetch_runs"
+        )
+        params: list[Any] = []
+        if source:
+            sql += " WHERE source = ?"
+            params.append(source)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        return [
+            FetchRun(
+                id=r[0],
+                source=r[1],
+                query=r[2],
+                started_at=dt.datetime.fromisoformat(r[3]),
+                status=r[4],
+                finished_at=dt.datetime.fromisoformat(r[5]) if r[5] else None,
+                pages=r[6],
+                requests=r[7],
+                retries=r[8],
+                added=r[9],
+                merged=r[10],
+                unchanged=r[11],
+                quarantined=r[12],
+                appearances=r[13],
+                error=r[14],
+            )
+            for r in self._reader().execute(sql, params)
+        ]
 
 
 class _Batch:
