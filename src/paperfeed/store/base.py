@@ -231,16 +231,6 @@ class Store(abc.ABC):
     def feed_days_around(self, day: dt.date) -> tuple[dt.date | None, dt.date | None]:
         """The nearest feed days with appearances before and after ``day``."""
 
-
-@dataclass(frozen=True, slots=True)
-class FeedRow:
-    """What ranking a feed needs about one paper listed within a date range."""
-
-    pk: int
-    day: dt.date  # the first feed day it was listed on within the range
-    rank: int | None  # its best rank on the listings of the range, when known
-    votes: int  # imported upvotes for now (0 when unknown)
-
     # -- live sources (paperfeed fetch) ---------------------------------------------------
     @abc.abstractmethod
     def fetch_state(self, source: str, key: str) -> FetchState | None:
@@ -269,6 +259,16 @@ class FeedRow:
     @abc.abstractmethod
     def fetch_runs(self, *, source: str | None = None, limit: int = 20) -> list[FetchRun]:
         """The latest fetch runs, newest first."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    """What ranking a feed needs about one paper listed within a date range."""
+
+    pk: int
+    day: dt.date  # the first feed day it was listed on within the range
+    rank: int | None  # its best rank on the listings of the range, when known
+    votes: int  # imported upvotes for now (0 when unknown)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,9 +31,9 @@ from paperfeed.model import (
 from paperfeed.store.base import (
     BatchResult,
     EmbeddingJob,
+    FeedRow,
     FetchRun,
     FetchState,
-    FeedRow,
     IncomingRecord,
     IncomingRejection,
     PaperQuery,
