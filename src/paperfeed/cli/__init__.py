@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from paperfeed import __version__
-from paperfeed.cli import demo, fetch, library, search, serve
+from paperfeed.cli import bench, demo, fetch, library, search, serve
 from paperfeed.cli.common import ErrorReportingGroup, data_dir_option
 
 
@@ -45,6 +45,7 @@ for command in (
     search.eval_command,
     demo.demo,
     serve.serve,
+    bench.bench,
     fetch.fetch,
     fetch.sources,
 ):
