@@ -74,12 +74,7 @@ def run_server(
         # The app's own error contract answers every error; no server banner needed.
         server_header=False,
     )
-    try:
-        uvicorn.Server(config).run()
-    except KeyboardInterrupt:
-        # uvicorn shuts down cleanly on Ctrl-C, then re-raises it: stopping is not an error.
-        pass
-    out.print("Stopped.")
+    uvicorn.Server(config).run()
 
 
 @click.command()

@@ -770,13 +770,15 @@ class SQLiteStore(Store):
             )
             .fetchone()
         )
-        return None if row is None else FetchState(*row[:3], dt.datetime.fromisoformat(row[3]))
+        if row is None:
+            return None
+        return FetchState(row[0], row[1], row[2], dt.datetime.fromisoformat(row[3]))
 
     def fetch_states(self) -> list[FetchState]:
         rows = self._reader().execute(
             "SELECT source, key, cursor, updated_at FROM fetch_state ORDER BY source, key"
         )
-        return [FetchState(*r[:3], dt.datetime.fromisoformat(r[3])) for r in rows]
+        return [FetchState(r[0], r[1], r[2], dt.datetime.fromisoformat(r[3])) for r in rows]
 
     def save_fetch_state(self, source: str, key: str, cursor: str) -> None:
         with self._lock:
