@@ -74,7 +74,12 @@ def run_server(
         # The app's own error contract answers every error; no server banner needed.
         server_header=False,
     )
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        # uvicorn shuts down cleanly on Ctrl-C, then re-raises it: stopping is not an error.
+        pass
+    out.print("Stopped.")
 
 
 @click.command()
