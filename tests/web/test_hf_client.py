@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 
 import pytest
 from huggingface_hub import HfApi, constants
@@ -16,12 +15,12 @@ from tests.web.conftest import HF_DAILY, LATEST_SAMPLE_DAY, Instance, LiveServer
 
 
 @pytest.fixture
-def api(live: LiveServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[HfApi]:
+def api(live: LiveServer, monkeypatch: pytest.MonkeyPatch) -> HfApi:
     # The real-model encoder sets HF_HUB_OFFLINE for its own loading; this client only
     # talks to our loopback server.
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    yield HfApi(endpoint=live.url, token=False)
+    return HfApi(endpoint=live.url, token=False)
 
 
 def test_list_daily_papers_by_date(api: HfApi, instance: Instance) -> None:

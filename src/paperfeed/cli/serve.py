@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from pathlib import Path
 
@@ -74,11 +75,9 @@ def run_server(
         # The app's own error contract answers every error; no server banner needed.
         server_header=False,
     )
-    try:
+    # uvicorn shuts down cleanly on Ctrl-C, then re-raises it: stopping is not an error.
+    with contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config).run()
-    except KeyboardInterrupt:
-        # uvicorn shuts down cleanly on Ctrl-C, then re-raises it: stopping is not an error.
-        pass
     out.print("Stopped.")
 
 
