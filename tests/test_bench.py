@@ -139,8 +139,10 @@ def check_report_sanity(report_json: dict[str, object], sizes: list[int]) -> Non
             assert 0 < m["p50_ms"] <= m["p95_ms"] <= m["p99_ms"] <= m["max_ms"]
             assert m["qps"] > 0
             assert ("recall@10" in m) == mode.startswith("vector")
-            if "recall@10" in m:
-                assert 0.0 <= m["recall@10"] <= 1.0
+            assert ("recall@100" in m) == (mode == "vector@100")
+            for recall in ("recall@10", "recall@100"):
+                if recall in m:
+                    assert 0.0 <= m[recall] <= 1.0
         memory = size["memory"]
         assert memory["loaded_mb"] > 0
         assert memory["peak_mb"] >= memory["loaded_mb"] * 0.5
@@ -161,6 +163,9 @@ def test_bench_exact_index_recall_is_one_and_corpora_are_reused(beir: Path, tmp_
         result = size.mode(mode)
         assert result is not None
         assert result.recall_at_10 == 1.0  # exact search against exact search
+    vector100 = size.mode("vector@100")
+    assert vector100 is not None
+    assert vector100.recall_at_100 == 1.0
     assert first.embedding is not None
     assert first.embedding.documents == 16
     assert first.embedding.docs_per_s > 0

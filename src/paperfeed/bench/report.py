@@ -81,23 +81,29 @@ class LatencyStats:
 
 @dataclass(frozen=True, slots=True)
 class ModeResult:
-    """One measured mode. ``recall_at_10`` only for the vector index modes."""
+    """One measured mode. Recall only for the vector index modes (@100 for ``vector@100``)."""
 
     mode: str
     latency: LatencyStats
     recall_at_10: float | None = None
+    recall_at_100: float | None = None
 
     def to_json(self) -> dict[str, object]:
         doc: dict[str, object] = {"mode": self.mode, **self.latency.to_json()}
         if self.recall_at_10 is not None:
             doc["recall@10"] = round(self.recall_at_10, 4)
+        if self.recall_at_100 is not None:
+            doc["recall@100"] = round(self.recall_at_100, 4)
         return doc
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> ModeResult:
-        recall = doc.get("recall@10")
+        r10, r100 = doc.get("recall@10"), doc.get("recall@100")
         return cls(
-            str(doc["mode"]), LatencyStats.from_json(doc), None if recall is None else recall
+            str(doc["mode"]),
+            LatencyStats.from_json(doc),
+            None if r10 is None else float(r10),
+            None if r100 is None else float(r100),
         )
 
 

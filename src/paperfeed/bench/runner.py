@@ -47,7 +47,7 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 VECTORS_MODEL_ID = "paperfeed-bench-synthetic"
 WRITE_BATCH = 1000
-TRUTH_K = 10
+TRUTH_K = 100  # recall@10 of the vector mode, recall@100 of vector@100
 
 Progress = Callable[[str, int, int], None]
 IndexKind = Literal["auto", "exact", "hnsw"]
@@ -322,9 +322,9 @@ class Bench:
         opened_as = self.build_index(n, doc, vectors)
         with open_store(Settings.resolve(self.size_dir(n) / "data"), create=False) as store:
             keys = np.asarray(store.filter_pks(SearchFilters()), dtype=np.int64)
-        self._step(f"N={n:,}: exact top-10", 0, 1)
+        self._step(f"N={n:,}: exact top-{TRUTH_K}", 0, 1)
         truth = exact_top(vectors, keys, qvecs, TRUTH_K)
-        self._step(f"N={n:,}: exact top-10", 1, 1)
+        self._step(f"N={n:,}: exact top-{TRUTH_K}", 1, 1)
         qpath = self.size_dir(n) / f"queries-{_slug(self.encoder.model_id)}.npy"
         tpath = self.size_dir(n) / f"truth-{_slug(self.encoder.model_id)}.npy"
         np.save(qpath, qvecs)

@@ -181,8 +181,9 @@ def print_report(report: BenchReport) -> None:
         "cpu p95",
         "QPS",
         "recall@10",
+        "recall@100",
         "queries",
-        title="Latency per query, one thread, end to end for keyword / semantic / hybrid",
+        title="Latency per query on one thread (keyword / semantic / hybrid: whole searches)",
     )
     for size in report.sizes:
         for m in size.modes:
@@ -196,6 +197,7 @@ def print_report(report: BenchReport) -> None:
                 f"{lat.cpu_p95_ms:.2f}",
                 f"{lat.qps:.1f}",
                 "" if m.recall_at_10 is None else f"{m.recall_at_10:.4f}",
+                "" if m.recall_at_100 is None else f"{m.recall_at_100:.4f}",
                 str(lat.queries),
             )
     out.print(table, width=_width())
