@@ -238,6 +238,23 @@ def test_cli_fetch_scheduled_hf_daily_oai_and_url(
     assert "Schedule: daily at 06:00: hf-daily" in text
 
 
+def test_cli_fetch_embeds_the_new_papers(
+    tmp_path: Path, upstream: RecordedUpstream, server: RunningServer
+) -> None:
+    from paperfeed.index import semantic
+
+    recent_week(upstream)
+    data = tmp_path / "pf"
+    write_settings(data, server.url)
+    with open_store(Settings.resolve(data)) as store:
+        semantic.activate(store, "fake")  # the deterministic test encoder, like a real one
+    report = json.loads(run("fetch", "hf-daily", "--json", data_dir=data).stdout)
+    assert report["runs"][0]["added"] == 1
+    assert report["embedded"] == 1
+    status = json.loads(run("index", "status", "--json", data_dir=data).stdout)
+    assert (status["embedded"], status["pending"]) == (1, 0)
+
+
 def test_cli_errors_are_one_line(
     tmp_path: Path, upstream: RecordedUpstream, server: RunningServer, network_guard: NetworkGuard
 ) -> None:

@@ -65,9 +65,9 @@ class _StderrNotes(logging.Handler):
 @contextmanager
 def _notes(show: bool) -> Iterator[None]:
     logger = logging.getLogger("paperfeed.fetch")
-    handler = _StderrNotes(level=logging.WARNING)
-    if show:
-        logger.addHandler(handler)
+    # Quiet still needs a handler: without any, logging prints warnings on its own.
+    handler = _StderrNotes(level=logging.WARNING) if show else logging.NullHandler()
+    logger.addHandler(handler)
     try:
         yield
     finally:
@@ -87,6 +87,9 @@ def _bars(progress: Progress) -> Callable[[str], ProgressCallback]:
 
 
 def _run(data_dir: Path | None, *, quiet: bool, as_json: bool, no_embed: bool, work: Work) -> None:
+    parent = click.get_current_context().parent
+    if data_dir is None and parent is not None and parent.command is fetch:
+        data_dir = parent.params.get("data_dir")  # paperfeed fetch --data-dir DIR arxiv ...
     settings = cli_settings(data_dir)
     config = load_config(settings)
     with open_cli_store(data_dir, create=True) as store:
