@@ -163,3 +163,16 @@ def test_demo_with_the_real_model_then_search_similar_index(data: Path) -> None:
     assert (status["papers"], status["embedded"], status["pending"]) == (162, 162, 0)
     again = json.loads(run("index", "--json", data_dir=data).stdout)
     assert again["embedded_now"] == 0  # nothing changed, nothing re-embedded
+
+
+def test_data_dir_option_beats_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_dir, root_dir, sub_dir = tmp_path / "env", tmp_path / "root", tmp_path / "sub"
+    monkeypatch.setenv("PAPERFEED_HOME", str(env_dir))
+    runner = CliRunner()
+    assert runner.invoke(main, ["--data-dir", str(root_dir), "init"]).exit_code == 0
+    assert runner.invoke(main, ["init", "--data-dir", str(sub_dir)]).exit_code == 0
+    assert runner.invoke(main, ["init"]).exit_code == 0
+    for d in (env_dir, root_dir, sub_dir):
+        assert (d / "paperfeed.db").exists(), d

@@ -58,7 +58,8 @@ def data_dir_option(func: F) -> F:
     return click.option(
         "--data-dir",
         type=click.Path(file_okay=False, path_type=Path),
-        envvar="PAPERFEED_HOME",
+        # No envvar here: Settings.resolve reads PAPERFEED_HOME last, so that
+        # `paperfeed --data-dir X cmd` beats the environment, as the help says.
         help="Data directory of the store [env: PAPERFEED_HOME; "
         "default: ~/.local/share/paperfeed].",
     )(func)
