@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from paperfeed.settings import Settings
+from paperfeed.settings import DATABASE_URL_ENV, Settings
 from paperfeed.store import Store, open_store
+from tests.pg_server import PgServer, ServerUnavailable, running_server
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 HF_PAGES = SHARED_DATA / "hf-pages"
@@ -20,6 +22,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAPERFEED_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    # The tests choose their backend themselves (see store_settings).
+    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
 
 
 @pytest.fixture
@@ -28,8 +32,9 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    s = open_store(settings)
+def store(store_settings: Settings) -> Iterator[Store]:
+    """A new store of each backend in turn (SQLite, then PostgreSQL: see store_settings)."""
+    s = open_store(store_settings)
     try:
         yield s
     finally:
@@ -40,3 +45,49 @@ def need_shared(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared data not found at {path}")
     return path
+
+
+# --- both backends ---------------------------------------------------------------------------
+# A test taking `store_settings` (or a store made from it) runs once per backend: SQLite in a
+# temp directory, and PostgreSQL in a fresh database of a real server (tests/pg_server.py).
+BACKENDS = ("sqlite", "postgres")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A PostgreSQL server with pgvector for the whole session (ours, or the one named by
+    PAPERFEED_TEST_DATABASE_URL); the PostgreSQL tests are skipped, saying why, only when
+    none can be had."""
+    try:
+        with running_server() as server:
+            yield server
+    except ServerUnavailable as exc:
+        pytest.skip(f"no PostgreSQL server for the postgres backend tests: {exc}")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store_settings(
+    backend: str, settings: Settings, request: pytest.FixtureRequest
+) -> Iterator[Settings]:
+    """``settings`` pointing at a new, empty store of the backend under test."""
+    if backend == "sqlite":
+        yield settings
+        return
+    server: PgServer = request.getfixturevalue("pg_server")
+    with server.fresh_database() as url:
+        yield dataclasses.replace(settings, database_url=url)
+
+
+@pytest.fixture
+def sqlite_store(settings: Settings) -> Iterator[Store]:
+    """A SQLite store, for tests of what only the SQLite backend has (files, WAL, PRAGMAs)."""
+    s = open_store(settings)
+    try:
+        yield s
+    finally:
+        s.close()

@@ -112,10 +112,12 @@ def test_forced_format_and_progress(store: Store, tmp_path: Path) -> None:
     assert seen[-1] == path.stat().st_size
 
 
-def test_ingest_runs_are_recorded(store: Store, settings: Settings, tmp_path: Path) -> None:
+def test_sqlite_ingest_runs_are_recorded(
+    sqlite_store: Store, settings: Settings, tmp_path: Path
+) -> None:
     path = tmp_path / "a.jsonl"
     path.write_text('{"title": "One"}\n')
-    ingest_file(store, path)
+    ingest_file(sqlite_store, path)
     conn = sqlite3.connect(settings.db_path)
     rows = conn.execute("SELECT format, status, added FROM ingest_runs").fetchall()
     conn.close()

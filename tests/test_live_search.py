@@ -18,6 +18,14 @@ from paperfeed.store import IncomingRecord, Store
 SEMANTIC = SearchOptions(mode=SearchMode.SEMANTIC, limit=5)
 
 
+@pytest.fixture
+def store(sqlite_store: Store) -> Store:
+    """SQLite only for now: LiveSearch follows the vector files beside a SQLite store;
+    following the vectors kept in a PostgreSQL store comes with the PostgreSQL backend's
+    next phase (issue 7)."""
+    return sqlite_store
+
+
 def add(store: Store, *titles: str) -> None:
     store.write_batch(
         [

@@ -1,4 +1,5 @@
-"""Search end to end over a real SQLite store: keyword, semantic, hybrid, filters, similar."""
+"""Search end to end over a real store of each backend (SQLite, PostgreSQL): keyword,
+semantic, hybrid, filters, similar."""
 
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ PAPERS = [
 
 
 @pytest.fixture
-def engine(settings: Settings) -> Iterator[SearchEngine]:
+def engine(store_settings: Settings) -> Iterator[SearchEngine]:
+    settings = store_settings
     with open_store(settings) as store:
         store.write_batch(
             [

@@ -1,6 +1,11 @@
+"""The store, on both backends (the `store` fixture below runs each test on SQLite and on
+PostgreSQL); tests of one backend's own machinery say so in their names."""
+
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import socket
 import sqlite3
 import threading
 from pathlib import Path
@@ -13,6 +18,9 @@ from paperfeed.settings import Settings
 from paperfeed.store import IncomingRecord, IncomingRejection, PaperQuery, Store, open_store
 from paperfeed.store.migrations import load_migrations
 from paperfeed.store.sqlite.store import MIGRATIONS_PACKAGE
+from tests.pg_server import PgServer
+
+PG_MIGRATIONS_PACKAGE = "paperfeed.store.postgres.migrations"
 
 
 def titles_matching(store: Store, word: str, limit: int = 10) -> list[str]:
@@ -25,20 +33,22 @@ def rec(entry: ListingEntry | None = None, **kw: object) -> IncomingRecord:
     return IncomingRecord(new_paper(**kw), entry)  # type: ignore[arg-type]
 
 
-def test_open_applies_all_migrations_and_is_wal(store: Store, settings: Settings) -> None:
-    assert store.schema_version() == len(load_migrations(MIGRATIONS_PACKAGE))
+def test_sqlite_open_applies_all_migrations_and_is_wal(
+    sqlite_store: Store, settings: Settings
+) -> None:
+    assert sqlite_store.schema_version() == len(load_migrations(MIGRATIONS_PACKAGE))
     conn = sqlite3.connect(settings.db_path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
 
 
-def test_open_without_create_names_the_fix(tmp_path: Path) -> None:
+def test_sqlite_open_without_create_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="paperfeed init"):
         open_store(Settings.resolve(tmp_path / "nowhere"), create=False)
 
 
-def test_migrations_upgrade_an_old_database(settings: Settings) -> None:
+def test_sqlite_migrations_upgrade_an_old_database(settings: Settings) -> None:
     """A store made by an older version (only migration 1) opens, upgrades, keeps its data."""
     settings.data_dir.mkdir(parents=True)
     first = load_migrations(MIGRATIONS_PACKAGE)[0]
@@ -66,7 +76,7 @@ def test_migrations_upgrade_an_old_database(settings: Settings) -> None:
         assert store.stats().appearances == 0
 
 
-def test_newer_schema_is_refused(settings: Settings) -> None:
+def test_sqlite_newer_schema_is_refused(settings: Settings) -> None:
     with open_store(settings) as store:
         version = store.schema_version()
     conn = sqlite3.connect(settings.db_path)
@@ -77,7 +87,7 @@ def test_newer_schema_is_refused(settings: Settings) -> None:
         open_store(settings)
 
 
-def test_not_a_database_is_a_clear_error(settings: Settings) -> None:
+def test_sqlite_not_a_database_is_a_clear_error(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True)
     settings.db_path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="cannot open the store"):
@@ -234,8 +244,11 @@ def test_keyword_search_weights_titles(store: Store) -> None:
         "Diffusion models for images",
         "A study of graphs",
     ]
+
+
+def test_sqlite_keyword_candidates_reports_fts5_syntax_errors(sqlite_store: Store) -> None:
     with pytest.raises(PaperfeedError, match="keyword query could not be run"):
-        store.keyword_candidates('unbalanced "quote AND OR (', limit=5)
+        sqlite_store.keyword_candidates('unbalanced "quote AND OR (', limit=5)
 
 
 def test_keyword_index_follows_updates_and_resumes(store: Store) -> None:
@@ -256,3 +269,123 @@ def test_keyword_index_follows_updates_and_resumes(store: Store) -> None:
     assert seen == [(10, 25), (20, 25), (25, 25)]
     assert len(titles_matching(store, "queued", limit=100)) == 25
     assert store.refresh_keyword_index() == 0
+
+
+def test_store_location_and_schema(store: Store, store_settings: Settings) -> None:
+    if store_settings.database_url is None:
+        assert store.location == str(store_settings.db_path)
+        package = MIGRATIONS_PACKAGE
+    else:
+        assert store.location.startswith("postgresql://")
+        assert "@127.0.0.1:" in store.location or "@" in store.location
+        package = PG_MIGRATIONS_PACKAGE
+    assert store.schema_version() == len(load_migrations(package))
+
+
+def test_postgres_migrations_mirror_sqlite_ones() -> None:
+    """One schema history: the same numbered migrations, under the same names."""
+    sqlite = [(m.version, m.name) for m in load_migrations(MIGRATIONS_PACKAGE)]
+    postgres = [(m.version, m.name) for m in load_migrations(PG_MIGRATIONS_PACKAGE)]
+    assert postgres == sqlite
+
+
+def test_postgres_open_without_create_names_the_fix(pg_server: PgServer) -> None:
+    with pg_server.fresh_database() as url:
+        settings = Settings(data_dir=Path("unused"), database_url=url)
+        with pytest.raises(StoreError, match="paperfeed init"):
+            open_store(settings, create=False)
+        with open_store(settings) as store:
+            assert store.schema_version() > 0
+        with open_store(settings, create=False) as store:
+            assert store.stats().papers == 0
+
+
+def test_postgres_migrations_upgrade_an_old_database(pg_server: PgServer) -> None:
+    """A store made by an older version (only migration 1) opens, upgrades, keeps its data."""
+    import psycopg
+
+    first = load_migrations(PG_MIGRATIONS_PACKAGE)[0]
+    with pg_server.fresh_database() as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                b"CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                b" applied_at TIMESTAMPTZ NOT NULL);" + first.sql.encode()
+            )
+            conn.execute("INSERT INTO schema_migrations VALUES (1, 'papers', now())")
+            conn.execute(
+                "INSERT INTO papers (id, title, abstract, first_seen, changed_at, content_hash)"
+                " VALUES ('title:0123456789abcdef', 'An Old Paper About Graphs', 'Graph things.',"
+                " now(), now(), 'x')"
+            )
+            conn.execute("INSERT INTO paper_keys SELECT 'title:0123456789abcdef', pk FROM papers")
+        with open_store(Settings(data_dir=Path("unused"), database_url=url)) as store:
+            assert store.schema_version() == len(load_migrations(PG_MIGRATIONS_PACKAGE))
+            paper = store.get_paper("title:0123456789abcdef")
+            assert paper is not None
+            assert paper.title == "An Old Paper About Graphs"
+            # The keyword index added by a later migration covers the old rows too.
+            assert store.keyword_index_pending() == 1
+            assert store.refresh_keyword_index() == 1
+            assert titles_matching(store, "graphs") == [paper.title]
+            assert store.stats().appearances == 0
+
+
+def test_postgres_newer_schema_is_refused(pg_server: PgServer) -> None:
+    import psycopg
+
+    with pg_server.fresh_database() as url:
+        settings = Settings(data_dir=Path("unused"), database_url=url)
+        with open_store(settings) as store:
+            version = store.schema_version()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (%s, 'future', now())", (version + 1,)
+            )
+        with pytest.raises(StoreError, match="newer than this paperfeed"):
+            open_store(settings)
+
+
+def test_postgres_unreachable_server_is_a_clear_error(settings: Settings) -> None:
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql://someone:secret@127.0.0.1:{port}/nothing"
+    with pytest.raises(StoreError, match="cannot open the PostgreSQL store") as info:
+        open_store(dataclasses.replace(settings, database_url=url))
+    assert "secret" not in str(info.value)
+
+
+def test_database_url_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PAPERFEED_DATABASE_URL", "postgresql://u@127.0.0.1:1/db")
+    assert Settings.resolve(tmp_path).database_url == "postgresql://u@127.0.0.1:1/db"
+    assert Settings.resolve(tmp_path, database_url="postgresql://x/y").database_url == (
+        "postgresql://x/y"
+    )
+    monkeypatch.delenv("PAPERFEED_DATABASE_URL")
+    assert Settings.resolve(tmp_path).database_url is None
+
+
+def test_postgres_concurrent_opens_migrate_once(pg_server: PgServer) -> None:
+    """Workers starting together on a new database: the advisory lock applies each
+    migration once and every one of them opens."""
+    with pg_server.fresh_database() as url:
+        settings = Settings(data_dir=Path("unused"), database_url=url)
+        errors: list[BaseException] = []
+        versions: list[int] = []
+
+        def open_one() -> None:
+            try:
+                with open_store(settings) as store:
+                    versions.append(store.schema_version())
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_one) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert versions == [len(load_migrations(PG_MIGRATIONS_PACKAGE))] * 4

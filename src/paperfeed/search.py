@@ -221,11 +221,7 @@ class SearchEngine:
         keyword: dict[int, float] = {}
         semantic: dict[int, float] = {}
         if options.mode is not SearchMode.SEMANTIC:
-            match = parsed.fts_match
-            if match:
-                keyword = dict(
-                    self.store.keyword_candidates(match, limit=depth, filters=options.filters)
-                )
+            keyword = dict(self.store.keyword_search(parsed, limit=depth, filters=options.filters))
         # A query of filters only (cat:cs.CL) has no meaning to embed: keyword side alone.
         if options.mode is not SearchMode.KEYWORD and parsed.semantic_text.strip():
             encoder, _ = self._semantic_parts()

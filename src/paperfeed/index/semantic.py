@@ -74,7 +74,13 @@ def load_encoder(settings: Settings, model: str) -> Encoder:
     return get_encoder(model, cache_dir=models_dir(settings))
 
 
-def open_index(settings: Settings, encoder: Encoder) -> VectorIndex:
+def open_index(settings: Settings, encoder: Encoder, store: Store | None = None) -> VectorIndex:
+    """The encoder's vector index: the store's own when it keeps vectors (PostgreSQL),
+    else the files under ``vectors_dir``."""
+    if store is not None:
+        in_store = store.vector_index(encoder.model_id, encoder.dim)
+        if in_store is not None:
+            return in_store
     directory = vectors_dir(settings, encoder.model_id)
     return open_vector_index(directory, model_id=encoder.model_id, dim=encoder.dim)
 
@@ -186,7 +192,7 @@ def build(
     model = model or active_model(store)
     encoder = load_encoder(settings, model)
     store.set_setting(f"semantic.model_id:{model}", encoder.model_id)
-    index = open_index(settings, encoder)
+    index = open_index(settings, encoder, store)
     n = update_embeddings(store, encoder, index, progress=progress)
     if make_active and model != active_model(store):
         activate(store, model)
@@ -207,4 +213,4 @@ def open_engine(settings: Settings, store: Store, *, semantic: bool = True) -> S
             f"the index was built with {model_id!r} but model {model!r} now loads as "
             f"{encoder.model_id!r}; rebuild it with 'paperfeed index --rebuild'"
         )
-    return SearchEngine(store, encoder=encoder, vectors=open_index(settings, encoder))
+    return SearchEngine(store, encoder=encoder, vectors=open_index(settings, encoder, store))

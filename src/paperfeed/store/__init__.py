@@ -18,7 +18,14 @@ from paperfeed.store.base import (
 
 
 def open_store(settings: Settings, *, create: bool = True) -> Store:
-    """Open (and migrate) the store the settings point at; ``create=False`` refuses to make one."""
+    """Open (and migrate) the store the settings point at; ``create=False`` refuses to make one.
+
+    ``settings.database_url`` (``PAPERFEED_DATABASE_URL``) selects PostgreSQL, else SQLite.
+    """
+    if settings.database_url:
+        from paperfeed.store.postgres import open_postgres_store
+
+        return open_postgres_store(settings.database_url, create=create)
     from paperfeed.store.sqlite import SQLiteStore
 
     return SQLiteStore(settings.db_path, create=create)

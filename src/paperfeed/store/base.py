@@ -10,6 +10,7 @@ import abc
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from paperfeed.model import (
     Appearance,
@@ -19,6 +20,10 @@ from paperfeed.model import (
     QuarantinedRecord,
     StoreStats,
 )
+
+if TYPE_CHECKING:
+    from paperfeed.index.keyword_query import KeywordQuery
+    from paperfeed.index.vectors import VectorIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +184,21 @@ class Store(abc.ABC):
         self, match: str, *, limit: int, filters: SearchFilters | None = None
     ) -> list[tuple[int, float]]:
         """(paper pk, BM25 score, higher is better) for a backend match expression."""
+
+    def keyword_search(
+        self, query: KeywordQuery, *, limit: int, filters: SearchFilters | None = None
+    ) -> list[tuple[int, float]]:
+        """(paper pk, score, higher is better) for a parsed query; each backend compiles it
+        its own way (here: its FTS5 form, for ``keyword_candidates``)."""
+        match = query.fts_match
+        if not match:
+            return []
+        return self.keyword_candidates(match, limit=limit, filters=filters)
+
+    def vector_index(self, model_id: str, dim: int) -> VectorIndex | None:
+        """The store's own vector index for a model, or None when the vectors live in
+        files beside the store (SQLite): see :func:`paperfeed.index.semantic.open_index`."""
+        return None
 
     @abc.abstractmethod
     def papers_by_pk(self, pks: Sequence[int]) -> dict[int, Paper]: ...

@@ -1,0 +1,475 @@
+"""The vector index of a PostgreSQL store: pgvector, in the database itself.
+
+Same interface and behaviour as the file indexes (:mod:`paperfeed.index.vectors`), so
+``paperfeed.index.semantic`` and the search engine use it unchanged; only where vectors
+live differs. Each model's vectors are rows of ``paper_vectors`` (float16 ``halfvec``, the
+precision of the file HNSW index's matrix); every worker process sees the same vectors,
+and an ``add`` is visible to all of them once it returns (there is nothing to save).
+
+Search: below ``build_threshold`` vectors the database scores every vector of the model
+exactly. From there on, ``save`` builds a partial HNSW index for the model
+(``(embedding::halfvec(dim)) halfvec_ip_ops``, unit vectors, so inner product = cosine)
+and searches take ``CANDIDATES_FACTOR × k`` candidates from the graph, rescored exactly
+here (ties by key, as everywhere). A filtered search with few allowed keys scores them
+exactly; with many, pgvector's iterative index scan keeps looking until enough pass.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+from psycopg import sql
+
+from paperfeed.errors import NotFoundError
+from paperfeed.index.vectors import (
+    AUTO_EXACT_LIMIT,
+    IndexMeta,
+    Keys,
+    Kind,
+    Matrix,
+    VectorHit,
+    VectorIndex,
+    VectorIndexError,
+    as_keys,
+    as_unit_rows,
+    check_k,
+    dot_rows,
+    hits,
+    model_slug,
+    rank,
+)
+
+if TYPE_CHECKING:
+    from paperfeed.store.postgres.store import PostgresStore
+
+# HNSW parameters. m and ef_construction are pgvector's defaults; ef_search and the
+# candidate factor were chosen with benchmarks/pgvector_recall.py (clustered 384-d unit
+# vectors): see docs/postgres.md for the measured recall.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+EF_SEARCH_MIN = 100
+EF_SEARCH_MAX = 1000  # pgvector's upper bound
+CANDIDATES_FACTOR = 4
+# Up to this many allowed keys, a filtered search scores them all exactly.
+ALLOWED_EXACT_MAX = 20_000
+# pgvector's iterative scan stops after this many tuples (its default is 20,000).
+MAX_SCAN_TUPLES = 50_000
+BUILD_MAINTENANCE_WORK_MEM = "1GB"
+INDEX_RECHECK_SECONDS = 5.0
+
+
+def _decode(blobs: Sequence[bytes], dim: int) -> Matrix:
+    """halfvec_send output (int16 dim, int16 unused, dim big-endian float16) as float32 rows."""
+    if not blobs:
+        return np.zeros((0, dim), dtype=np.float32)
+    raw = np.frombuffer(b"".join(blobs), dtype=">f2").reshape(len(blobs), dim + 2)
+    out: Matrix = raw[:, 2:].astype(np.float32)
+    return out
+
+
+def _copy_payload(model: int, keys: Keys, rows: Matrix) -> bytes:
+    """A binary COPY stream of (model, paper_pk, embedding halfvec) rows."""
+    dim = rows.shape[1]
+    layout = np.dtype(
+        [
+            ("fields", ">i2"),
+            ("model_len", ">i4"),
+            ("model", ">i4"),
+            ("key_len", ">i4"),
+            ("key", ">i8"),
+            ("vector_len", ">i4"),
+            ("dim", ">i2"),
+            ("unused", ">i2"),
+            ("vector", ">f2", (dim,)),
+        ]
+    )
+    out = np.zeros(len(keys), dtype=layout)
+    out["fields"] = 3
+    out["model_len"], out["model"] = 4, model
+    out["key_len"], out["key"] = 8, keys
+    out["vector_len"], out["dim"] = 4 + 2 * dim, dim
+    out["vector"] = rows
+    return _COPY_HEADER + out.tobytes() + _COPY_TRAILER
+
+
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+_COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
+
+
+def index_name(model: int) -> str:
+    return f"paper_vectors_hnsw_{model}"
+
+
+def drop_model_vectors(conn: psycopg.Connection[Any], model_id: str) -> int:
+    """Delete a model's vectors and its HNSW index (inside the caller's transaction)."""
+    row = conn.execute(
+        "SELECT id FROM vector_models WHERE model_id = %s FOR UPDATE", (model_id,)
+    ).fetchone()
+    if row is None:
+        return 0
+    model = int(row[0])
+    cur = conn.execute("DELETE FROM paper_vectors WHERE model = %s", (model,))
+    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index_name(model))))
+    conn.execute("UPDATE vector_models SET vectors = 0, updated = now() WHERE id = %s", (model,))
+    return int(cur.rowcount)
+
+
+class PgVectorIndex(VectorIndex):
+    """One model's vectors in a PostgreSQL store (open it with ``store.vector_index``)."""
+
+    kind: ClassVar[Kind] = "hnsw"
+
+    def __init__(
+        self,
+        store: PostgresStore,
+        *,
+        model_id: str,
+        dim: int,
+        build_threshold: int = AUTO_EXACT_LIMIT,
+    ) -> None:
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise VectorIndexError(f"dimension must be a positive integer, got {dim!r}")
+        self._store = store
+        self._model_id = model_id
+        self._dim = dim
+        self._build_threshold = build_threshold
+        with store.pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "INSERT INTO vector_models (model_id, dim) VALUES (%s, %s) "
+                "ON CONFLICT (model_id) DO NOTHING",
+                (model_id, dim),
+            )
+            row = conn.execute(
+                "SELECT id, dim, created FROM vector_models WHERE model_id = %s", (model_id,)
+            ).fetchone()
+        assert row is not None
+        if int(row[1]) != dim:
+            raise VectorIndexError(
+                f"the store {store.location} holds vectors of model {model_id!r} with "
+                f"dimension {row[1]}, not {dim}; re-embed under another model id instead "
+                "of mixing them"
+            )
+        self._model = int(row[0])
+        self._indexed_seen = False
+        self._indexed_checked = -INDEX_RECHECK_SECONDS
+        self._created = row[2].astimezone(dt.UTC).isoformat(timespec="seconds")
+        m = sql.Literal(self._model)
+        halfvec = sql.SQL("halfvec({})").format(sql.Literal(dim))
+        self._sql_where = sql.SQL("model = {}").format(m)
+        # The indexed expression; a query must repeat it (and the model literal) exactly
+        # for the planner to use the partial index.
+        self._sql_indexed = sql.SQL("(embedding::{})").format(halfvec)
+        self._sql_query = sql.SQL("%s::{}").format(halfvec)
+
+    # -- not a directory ---------------------------------------------------------------
+    @classmethod
+    def create(cls, directory: Path, *, model_id: str, dim: int) -> Self:
+        raise VectorIndexError(
+            "a PostgreSQL vector index lives in its store: open it with "
+            "store.vector_index(model_id, dim)"
+        )
+
+    @classmethod
+    def open(cls, directory: Path, *, model_id: str, dim: int) -> Self:
+        return cls.create(directory, model_id=model_id, dim=dim)
+
+    @property
+    def directory(self) -> Path:
+        """Not a directory: the table and model, for messages."""
+        return Path("paper_vectors") / model_slug(self._model_id)
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def indexed(self) -> bool:
+        """Whether the model's HNSW index exists (else searches are exact).
+
+        Remembered once seen (a search through the indexed expression stays exact if the
+        index is dropped meanwhile); "not yet" is looked up again after a few seconds, since
+        another process may build it.
+        """
+        if self._indexed_seen:
+            return True
+        now = time.monotonic()
+        if now - self._indexed_checked < INDEX_RECHECK_SECONDS:
+            return False
+        with self._store.pool.connection() as conn:
+            row = conn.execute("SELECT to_regclass(%s)", (index_name(self._model),)).fetchone()
+        self._indexed_seen = row is not None and row[0] is not None
+        self._indexed_checked = now
+        return self._indexed_seen
+
+    @property
+    def meta(self) -> IndexMeta:
+        with self._store.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT vm.vectors, vm.updated, e.extversion, current_setting('server_version') "
+                "FROM vector_models vm, pg_extension e "
+                "WHERE vm.id = %s AND e.extname = 'vector'",
+                (self._model,),
+            ).fetchone()
+        assert row is not None
+        count = int(row[0])
+        return IndexMeta(
+            kind="hnsw",
+            model_id=self._model_id,
+            dim=self._dim,
+            library={"pgvector": str(row[2]), "postgresql": str(row[3])},
+            storage="postgresql halfvec",
+            parameters={
+                "m": HNSW_M,
+                "ef_construction": HNSW_EF_CONSTRUCTION,
+                "ef_search_min": EF_SEARCH_MIN,
+                "candidates_factor": CANDIDATES_FACTOR,
+                "build_threshold": self._build_threshold,
+                "indexed": self.indexed,
+            },
+            count=count,
+            rows=count,
+            created=self._created,
+            updated=row[1].astimezone(dt.UTC).isoformat(timespec="seconds"),
+        )
+
+    # -- writes --------------------------------------------------------------------------
+    def add(self, keys: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
+        wanted = as_keys(keys)
+        rows = as_unit_rows(vectors, self._dim)
+        if len(wanted) != len(rows):
+            raise VectorIndexError(f"{len(wanted)} keys but {len(rows)} vectors")
+        if len(wanted) == 0:
+            return
+        # The last vector given for a key wins, as in the file indexes.
+        last: dict[int, int] = {int(k): i for i, k in enumerate(wanted.tolist())}
+        unique = np.fromiter(last, dtype=np.int64, count=len(last))
+        picked = rows[np.fromiter(last.values(), dtype=np.int64, count=len(last))]
+        with self._store.pool.connection() as conn, conn.transaction():
+            self._lock_model(conn)
+            # Binary COPY into a scratch table, then one upsert: ~50x faster than rows of
+            # text, which the server would parse number by number.
+            conn.execute(
+                "CREATE TEMP TABLE incoming_vectors (model INTEGER, paper_pk BIGINT, "
+                "embedding halfvec) ON COMMIT DROP"
+            )
+            with (
+                conn.cursor() as cur,
+                cur.copy("COPY incoming_vectors FROM STDIN (FORMAT BINARY)") as copy,
+            ):
+                copy.write(_copy_payload(self._model, unique, picked))
+            existing = conn.execute(
+                sql.SQL(
+                    "SELECT COUNT(*) FROM paper_vectors v JOIN incoming_vectors i "
+                    "ON i.paper_pk = v.paper_pk WHERE v.{}"
+                ).format(self._sql_where)
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO paper_vectors (model, paper_pk, embedding) "
+                "SELECT model, paper_pk, embedding FROM incoming_vectors "
+                "ON CONFLICT (model, paper_pk) DO UPDATE SET embedding = excluded.embedding"
+            )
+            added = len(unique) - (int(existing[0]) if existing else 0)
+            conn.execute(
+                "UPDATE vector_models SET vectors = vectors + %s, updated = now() WHERE id = %s",
+                (added, self._model),
+            )
+
+    def remove(self, keys: npt.ArrayLike) -> int:
+        wanted = np.unique(as_keys(keys))
+        if len(wanted) == 0:
+            return 0
+        with self._store.pool.connection() as conn, conn.transaction():
+            self._lock_model(conn)
+            cur = conn.execute(
+                sql.SQL("DELETE FROM paper_vectors WHERE {} AND paper_pk = ANY(%s)").format(
+                    self._sql_where
+                ),
+                (wanted.tolist(),),
+            )
+            removed = int(cur.rowcount)
+            conn.execute(
+                "UPDATE vector_models SET vectors = vectors - %s, updated = now() WHERE id = %s",
+                (removed, self._model),
+            )
+        return removed
+
+    def _lock_model(self, conn: psycopg.Connection[Any]) -> None:
+        # Writers of one model take turns, so the vector count stays exact.
+        conn.execute("SELECT 1 FROM vector_models WHERE id = %s FOR UPDATE", (self._model,))
+
+    def save(self) -> None:
+        """Nothing to write (adds are committed); builds the HNSW index once it is worth it."""
+        self._indexed_checked = (
+            -INDEX_RECHECK_SECONDS
+        )  # look again: another process may have built it
+        if len(self) < max(self._build_threshold, 1) or self.indexed:
+            return
+        with self._store.pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT set_config('statement_timeout', '0', true)")
+            conn.execute(
+                "SELECT set_config('maintenance_work_mem', %s, true)",
+                (BUILD_MAINTENANCE_WORK_MEM,),
+            )
+            conn.execute(
+                sql.SQL(
+                    "CREATE INDEX IF NOT EXISTS {} ON paper_vectors USING hnsw "
+                    "({} halfvec_ip_ops) WITH (m = {}, ef_construction = {}) WHERE {}"
+                ).format(
+                    sql.Identifier(index_name(self._model)),
+                    self._sql_indexed,
+                    sql.Literal(HNSW_M),
+                    sql.Literal(HNSW_EF_CONSTRUCTION),
+                    self._sql_where,
+                )
+            )
+            conn.execute("ANALYZE paper_vectors")
+        self._indexed_seen = True
+
+    # -- reads ---------------------------------------------------------------------------
+    def _query_vector(self, query: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        q = as_unit_rows(query, self._dim, what="query")
+        if q.shape[0] != 1:
+            raise VectorIndexError(f"query must be one vector of {self._dim} values")
+        first: npt.NDArray[np.float32] = q[0]
+        return first
+
+    def search(
+        self, query: npt.ArrayLike, k: int, *, allowed: npt.ArrayLike | None = None
+    ) -> list[VectorHit]:
+        q, k = self._query_vector(query), check_k(k)
+        allowed_keys: list[int] | None = None
+        if allowed is not None:
+            allowed_keys = np.unique(as_keys(allowed, "allowed")).tolist()
+            if not allowed_keys:
+                return []
+        indexed = self.indexed
+        exact = not indexed or (allowed_keys is not None and len(allowed_keys) <= ALLOWED_EXACT_MAX)
+        fetch = k + 16 if exact else CANDIDATES_FACTOR * k
+        filter_sql = sql.SQL(" AND paper_pk = ANY(%s)") if allowed_keys is not None else sql.SQL("")
+        distance = (
+            sql.SQL("embedding <#> %s::halfvec")
+            if exact
+            else sql.SQL("{} <#> {}").format(self._sql_indexed, self._sql_query)
+        )
+        statement = sql.SQL(
+            "SELECT paper_pk, halfvec_send(embedding) FROM paper_vectors WHERE {}{} "
+            "ORDER BY {}, paper_pk LIMIT %s"
+            if exact
+            else "SELECT paper_pk, halfvec_send(embedding) FROM paper_vectors WHERE {}{} "
+            "ORDER BY {} LIMIT %s"
+        ).format(self._sql_where, filter_sql, distance)
+        params: list[Any] = [*([allowed_keys] if allowed_keys is not None else []), q.tolist()]
+        params.append(fetch)
+        with self._store.pool.connection() as conn, conn.transaction():
+            if not exact:
+                ef_search = min(EF_SEARCH_MAX, max(EF_SEARCH_MIN, fetch))
+                conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef_search),))
+                if allowed_keys is not None:
+                    conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+                    conn.execute(
+                        "SELECT set_config('hnsw.max_scan_tuples', %s, true)",
+                        (str(MAX_SCAN_TUPLES),),
+                    )
+            found = conn.execute(statement, params).fetchall()
+        if not found and not exact and allowed_keys is not None:
+            # Nothing passed the filter within the scan limit: score the allowed keys.
+            return self._exact_allowed(q, k, allowed_keys)
+        return self._rescore(found, q, k)
+
+    def _exact_allowed(
+        self, q: npt.NDArray[np.float32], k: int, allowed_keys: list[int]
+    ) -> list[VectorHit]:
+        with self._store.pool.connection() as conn:
+            found = conn.execute(
+                sql.SQL(
+                    "SELECT paper_pk, halfvec_send(embedding) FROM paper_vectors "
+                    "WHERE {} AND paper_pk = ANY(%s) ORDER BY embedding <#> %s::halfvec, "
+                    "paper_pk LIMIT %s"
+                ).format(self._sql_where),
+                (allowed_keys, q.tolist(), k + 16),
+            ).fetchall()
+        return self._rescore(found, q, k)
+
+    def _rescore(
+        self, found: Sequence[tuple[Any, ...]], q: npt.NDArray[np.float32], k: int
+    ) -> list[VectorHit]:
+        if not found:
+            return []
+        keys: Keys = np.asarray([int(r[0]) for r in found], dtype=np.int64)
+        matrix = _decode([bytes(r[1]) for r in found], self._dim)
+        scores, ranked = rank(dot_rows(matrix, q), keys, k)
+        return hits(scores, ranked)
+
+    def search_batch(self, queries: npt.ArrayLike, k: int) -> list[list[VectorHit]]:
+        rows = as_unit_rows(queries, self._dim, what="queries")
+        return [self.search(row, k) for row in rows]
+
+    def get(self, keys: npt.ArrayLike) -> Matrix:
+        wanted = as_keys(keys)
+        if len(wanted) == 0:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        with self._store.pool.connection() as conn:
+            found = conn.execute(
+                sql.SQL(
+                    "SELECT paper_pk, halfvec_send(embedding) FROM paper_vectors "
+                    "WHERE {} AND paper_pk = ANY(%s)"
+                ).format(self._sql_where),
+                (np.unique(wanted).tolist(),),
+            ).fetchall()
+        at = {int(r[0]): i for i, r in enumerate(found)}
+        missing = [int(k) for k in wanted.tolist() if int(k) not in at]
+        if missing:
+            raise NotFoundError(
+                f"no vector stored for key(s) {missing[:5]} of model {self._model_id!r} "
+                f"in {self._store.location}"
+            )
+        matrix = _decode([bytes(r[1]) for r in found], self._dim)
+        out: Matrix = matrix[[at[int(k)] for k in wanted.tolist()]]
+        return out
+
+    def contains(self, keys: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        wanted = as_keys(keys)
+        if len(wanted) == 0:
+            return np.zeros(0, dtype=np.bool_)
+        with self._store.pool.connection() as conn:
+            present = [
+                int(r[0])
+                for r in conn.execute(
+                    sql.SQL(
+                        "SELECT paper_pk FROM paper_vectors WHERE {} AND paper_pk = ANY(%s)"
+                    ).format(self._sql_where),
+                    (np.unique(wanted).tolist(),),
+                )
+            ]
+        out: npt.NDArray[np.bool_] = np.isin(wanted, np.asarray(present, dtype=np.int64))
+        return out
+
+    def keys(self) -> Keys:
+        with self._store.pool.connection() as conn:
+            rows = conn.execute(
+                sql.SQL("SELECT paper_pk FROM paper_vectors WHERE {} ORDER BY paper_pk").format(
+                    self._sql_where
+                )
+            ).fetchall()
+        return np.asarray([int(r[0]) for r in rows], dtype=np.int64)
+
+    def __len__(self) -> int:
+        with self._store.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT vectors FROM vector_models WHERE id = %s", (self._model,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+
+__all__ = ["PgVectorIndex", "drop_model_vectors", "index_name"]

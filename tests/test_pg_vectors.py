@@ -1,0 +1,158 @@
+"""The pgvector index of the PostgreSQL store: the file indexes' contract, in the database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from paperfeed.errors import NotFoundError
+from paperfeed.index import semantic
+from paperfeed.index.vectors import VectorIndexError
+from paperfeed.model import new_paper
+from paperfeed.settings import Settings
+from paperfeed.store import IncomingRecord, Store, open_store
+from tests.pg_server import PgServer
+
+DIM = 32
+
+
+@pytest.fixture
+def pg_store(pg_server: PgServer) -> Iterator[Store]:
+    with pg_server.fresh_database() as url:
+        store = open_store(Settings(data_dir=Path("unused"), database_url=url))
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+def clustered(
+    n: int, dim: int, clusters: int, seed: int, spread: float = 0.35
+) -> npt.NDArray[np.float32]:
+    """Unit vectors around a few centres, like embeddings of papers on a few topics."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim))
+    points = centres[rng.integers(0, clusters, size=n)] + spread * rng.normal(size=(n, dim))
+    out: npt.NDArray[np.float32] = (points / np.linalg.norm(points, axis=1)[:, None]).astype(
+        np.float32
+    )
+    return out
+
+
+def exact_top(
+    matrix: npt.NDArray[np.float32], keys: npt.NDArray[np.int64], q: npt.NDArray[np.float32], k: int
+) -> list[int]:
+    scores = matrix @ q
+    order = np.lexsort((keys, -scores))[:k]
+    return [int(keys[i]) for i in order]
+
+
+def test_add_get_contains_remove(pg_store: Store) -> None:
+    index = pg_store.vector_index("model-a", DIM)
+    assert index is not None
+    vectors = clustered(50, DIM, 3, seed=1)
+    keys = np.arange(100, 150, dtype=np.int64)
+    index.add(keys, vectors)
+    assert len(index) == 50
+    assert index.keys().tolist() == keys.tolist()
+    got = index.get(np.array([120, 100], dtype=np.int64))
+    # Stored as float16: what comes back is the vector to half precision.
+    np.testing.assert_allclose(got, vectors[[20, 0]], atol=2e-3)
+    assert index.contains(np.array([100, 7, 149])).tolist() == [True, False, True]
+    assert 149 in index
+    assert 7 not in index
+    with pytest.raises(NotFoundError, match="7"):
+        index.get(np.array([100, 7]))
+    # Re-adding a key replaces its vector and does not count it twice.
+    index.add(np.array([100]), vectors[1:2])
+    assert len(index) == 50
+    np.testing.assert_allclose(index.get(np.array([100]))[0], vectors[1], atol=2e-3)
+    assert index.remove(np.array([100, 101, 9999])) == 2
+    assert len(index) == 48
+    assert index.remove(np.array([100])) == 0
+    # Another handle on the same model sees the same vectors (another worker, say).
+    again = pg_store.vector_index("model-a", DIM)
+    assert again is not None
+    assert len(again) == 48
+    assert again.meta.model_id == "model-a"
+    assert again.meta.library["pgvector"]
+
+
+def test_bad_input_and_other_models_are_refused(pg_store: Store) -> None:
+    index = pg_store.vector_index("model-a", DIM)
+    assert index is not None
+    with pytest.raises(VectorIndexError, match="shape"):
+        index.add(np.array([1]), np.ones((1, DIM + 1), dtype=np.float32))
+    with pytest.raises(VectorIndexError, match="zero"):
+        index.add(np.array([1]), np.zeros((1, DIM), dtype=np.float32))
+    with pytest.raises(VectorIndexError, match="k must be"):
+        index.search(np.ones(DIM, dtype=np.float32), 0)
+    with pytest.raises(VectorIndexError, match="dimension"):
+        pg_store.vector_index("model-a", DIM * 2)
+    with pytest.raises(VectorIndexError, match="lives in its store"):
+        type(index).open(Path("x"), model_id="model-a", dim=DIM)
+    other = pg_store.vector_index("model-b", DIM)
+    assert other is not None
+    index.add(np.array([1, 2]), clustered(2, DIM, 1, seed=2))
+    assert len(other) == 0
+    assert other.search(np.ones(DIM, dtype=np.float32), 5) == []
+
+
+def test_hnsw_search_recall_and_filters(pg_store: Store) -> None:
+    """Past its build threshold the model gets an HNSW index; recall@10 against exact
+    search stays at or above 0.95 on clustered vectors, filtered searches obey the filter."""
+    from paperfeed.store.postgres.store import PostgresStore
+    from paperfeed.store.postgres.vectors import PgVectorIndex
+
+    assert isinstance(pg_store, PostgresStore)
+    n = 4000
+    vectors = clustered(n, DIM, 40, seed=3, spread=1.0)
+    keys = np.arange(1, n + 1, dtype=np.int64)
+    index = PgVectorIndex(pg_store, model_id="clustered", dim=DIM, build_threshold=1000)
+    for start in range(0, n, 1000):
+        index.add(keys[start : start + 1000], vectors[start : start + 1000])
+    assert not index.indexed
+    queries = clustered(50, DIM, 40, seed=4, spread=1.0)
+    exact = [[h.key for h in index.search(q, 10)] for q in queries]
+    # Exact below the threshold: the same as brute force over the float16 vectors.
+    stored = index.get(keys)
+    assert exact == [exact_top(stored, keys, q, 10) for q in queries]
+    index.save()
+    assert index.indexed
+    approx = [[h.key for h in index.search(q, 10)] for q in queries]
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
+    assert recall >= 0.95
+    hits = index.search(queries[0], 10)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    # Filters: few allowed keys are scored exactly, many go through the graph.
+    few = keys[::400]
+    got = [h.key for h in index.search(queries[0], 5, allowed=few)]
+    assert got == exact_top(stored[::400], few, queries[0], 5)
+    many = keys[keys % 2 == 0]
+    got_many = [h.key for h in index.search(queries[1], 10, allowed=many)]
+    assert len(got_many) == 10
+    assert all(k % 2 == 0 for k in got_many)
+    assert index.search(queries[0], 5, allowed=np.array([], dtype=np.int64)) == []
+    assert [len(r) for r in index.search_batch(queries[:3], 4)] == [4, 4, 4]
+
+
+def test_semantic_index_lives_in_the_database(pg_store: Store, settings: Settings) -> None:
+    pg_store.write_batch(
+        [IncomingRecord(new_paper(title=f"Paper about topic {i}", source="x")) for i in range(5)],
+        [],
+    )
+    semantic.activate(pg_store, "fake")
+    encoder, index, n = semantic.build(settings, pg_store)
+    assert n == 5
+    assert len(index) == 5
+    assert not (settings.data_dir / "vectors").exists()
+    engine = semantic.open_engine(settings, pg_store)
+    assert engine.semantic_available
+    # Dropping a model's embeddings drops its vectors too: a rebuild starts clean.
+    assert pg_store.drop_embeddings(encoder.model_id) == 5
+    assert len(index) == 0
+    assert semantic.build(settings, pg_store)[2] == 5
