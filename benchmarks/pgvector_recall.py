@@ -21,11 +21,12 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from paperfeed.settings import Settings  # noqa: E402
-from paperfeed.store import open_store  # noqa: E402
-from paperfeed.store.postgres import vectors as pgv  # noqa: E402
-from paperfeed.store.postgres.store import PostgresStore  # noqa: E402
-from tests.pg_server import running_server  # noqa: E402
+from tests.pg_server import running_server
+
+from paperfeed.settings import Settings
+from paperfeed.store import open_store
+from paperfeed.store.postgres import vectors as pgv
+from paperfeed.store.postgres.store import PostgresStore
 
 
 def clustered(n: int, dim: int, clusters: int, spread: float, seed: int) -> npt.NDArray[np.float32]:
