@@ -18,14 +18,6 @@ from paperfeed.store import IncomingRecord, Store
 SEMANTIC = SearchOptions(mode=SearchMode.SEMANTIC, limit=5)
 
 
-@pytest.fixture
-def store(sqlite_store: Store) -> Store:
-    """SQLite only for now: LiveSearch follows the vector files beside a SQLite store;
-    following the vectors kept in a PostgreSQL store comes with the PostgreSQL backend's
-    next phase (issue 7)."""
-    return sqlite_store
-
-
 def add(store: Store, *titles: str) -> None:
     store.write_batch(
         [
@@ -50,50 +42,50 @@ def found(live: LiveSearch, query: str) -> list[str]:
 
 
 def test_starts_keyword_only_and_picks_up_vectors_built_later(
-    settings: Settings, store: Store
+    store_settings: Settings, store: Store
 ) -> None:
     add(store, "Graph neural networks for molecules", "Diffusion models for images")
     semantic.activate(store, "fake")
-    live = LiveSearch(settings, store, check_every=0)
+    live = LiveSearch(store_settings, store, check_every=0)
     assert not live.semantic_available
-    semantic.build(settings, store)  # e.g. `paperfeed index` in another process
+    semantic.build(store_settings, store)  # e.g. `paperfeed index` in another process
     live.refresh(wait=True)
     assert live.semantic_available
     assert found(live, "graph neural networks")[0] == "Graph neural networks for molecules"
 
 
 def test_new_vectors_of_the_same_model_are_seen_without_reloading_the_encoder(
-    settings: Settings, store: Store
+    store_settings: Settings, store: Store
 ) -> None:
     add(store, "Graph neural networks for molecules")
     semantic.activate(store, "fake")
-    semantic.build(settings, store)
-    live = LiveSearch(settings, store, check_every=0)
+    semantic.build(store_settings, store)
+    live = LiveSearch(store_settings, store, check_every=0)
     encoder = live.current().encoder
     assert "Speech recognition with language models" not in found(live, "speech recognition")
     add(store, "Speech recognition with language models")
-    semantic.build(settings, store)  # an ingest elsewhere saves a new index generation
+    semantic.build(store_settings, store)  # an ingest elsewhere saves a new index generation
     assert found(live, "speech recognition")[0] == "Speech recognition with language models"
     assert live.current().encoder is encoder
 
 
-def test_checks_are_rate_limited(settings: Settings, store: Store) -> None:
+def test_checks_are_rate_limited(store_settings: Settings, store: Store) -> None:
     add(store, "Graph neural networks for molecules")
     semantic.activate(store, "fake")
-    live = LiveSearch(settings, store, check_every=3600)
-    semantic.build(settings, store)
+    live = LiveSearch(store_settings, store, check_every=3600)
+    semantic.build(store_settings, store)
     assert not live.semantic_available  # not looked at again within the hour
     live.refresh(wait=True)
     assert live.semantic_available
 
 
 def test_reembed_with_another_model_switches_only_when_complete(
-    settings: Settings, store: Store
+    store_settings: Settings, store: Store
 ) -> None:
     add(store, "Graph neural networks for molecules", "Diffusion models for images")
     semantic.activate(store, "fake")
-    semantic.build(settings, store)
-    live = LiveSearch(settings, store, check_every=0)
+    semantic.build(store_settings, store)
+    live = LiveSearch(store_settings, store, check_every=0)
     old = live.current()
     assert old.encoder is not None
     assert old.encoder.dim == 32
@@ -124,11 +116,13 @@ def test_reembed_with_another_model_switches_only_when_complete(
     assert found(live, "diffusion models")[0] == "Diffusion models for images"
 
 
-def test_a_failed_reembed_leaves_the_old_model_answering(settings: Settings, store: Store) -> None:
+def test_a_failed_reembed_leaves_the_old_model_answering(
+    store_settings: Settings, store: Store
+) -> None:
     add(store, "Graph neural networks for molecules")
     semantic.activate(store, "fake")
-    semantic.build(settings, store)
-    live = LiveSearch(settings, store, check_every=0)
+    semantic.build(store_settings, store)
+    live = LiveSearch(store_settings, store, check_every=0)
     results: list[ReembedResult] = []
     live.reembed("no-such-model", on_done=results.append).join(timeout=60)
     assert results[0].error is not None
@@ -137,11 +131,11 @@ def test_a_failed_reembed_leaves_the_old_model_answering(settings: Settings, sto
     assert found(live, "graph networks")[0] == "Graph neural networks for molecules"
 
 
-def test_keyword_only_mode_never_loads_a_model(settings: Settings, store: Store) -> None:
+def test_keyword_only_mode_never_loads_a_model(store_settings: Settings, store: Store) -> None:
     add(store, "Graph neural networks for molecules")
     semantic.activate(store, "fake")
-    semantic.build(settings, store)
-    live = LiveSearch(settings, store, semantic_search=False, check_every=0)
+    semantic.build(store_settings, store)
+    live = LiveSearch(store_settings, store, semantic_search=False, check_every=0)
     assert not live.semantic_available
     hits = live.search("graph", SearchOptions(mode=SearchMode.KEYWORD)).hits
     assert [h.paper.title for h in hits] == ["Graph neural networks for molecules"]

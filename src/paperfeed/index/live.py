@@ -33,6 +33,7 @@ from paperfeed.store import SearchFilters, Store
 log = logging.getLogger(__name__)
 
 CHECK_EVERY_SECONDS = 2.0
+IN_STORE = -1  # the "generation" of vectors the store itself keeps (PostgreSQL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,7 @@ class IndexState:
 
     model: str
     model_id: str | None
-    generation: int | None  # the vector index's generation; None when there is none yet
+    generation: int | None  # the vector index's generation (IN_STORE, or None: none yet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +179,12 @@ class LiveSearch:
                 meta = read_meta(semantic.vectors_dir(self.settings, model_id))
             except PaperfeedError:
                 meta = None  # mid-replacement or damaged: keep what we have, look again later
-            generation = None if meta is None else meta.generation
+            if meta is not None:
+                generation = meta.generation
+            elif self.store.count_embeddings(model_id) > 0:
+                # Vectors kept inside the store (PostgreSQL) are read live by every query:
+                # there is no newer generation to reopen, only a model to switch to.
+                generation = IN_STORE
         return IndexState(model, model_id, generation)
 
     def _open(self, state: IndexState) -> SearchEngine:
@@ -191,7 +197,9 @@ class LiveSearch:
         if state.generation is None or not isinstance(encoder, Encoder):
             return self._open(state)
         return SearchEngine(
-            self.store, encoder=encoder, vectors=semantic.open_index(self.settings, encoder)
+            self.store,
+            encoder=encoder,
+            vectors=semantic.open_index(self.settings, encoder, self.store),
         )
 
     def _switch(self, state: IndexState) -> None:
