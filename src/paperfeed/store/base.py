@@ -20,6 +20,8 @@ from paperfeed.model import (
     QuarantinedRecord,
     StoreStats,
 )
+from paperfeed.store.accounts import AccountStore
+from paperfeed.store.recommend import RecommendStore
 
 if TYPE_CHECKING:
     from paperfeed.index.keyword_query import KeywordQuery
@@ -98,7 +100,7 @@ class EmbeddingJob:
     content_hash: str
 
 
-class Store(abc.ABC):
+class Store(AccountStore, RecommendStore):
     """A paperfeed store. Safe to share between threads; writes are serialized."""
 
     @abc.abstractmethod

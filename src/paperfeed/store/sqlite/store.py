@@ -41,6 +41,8 @@ from paperfeed.store.base import (
     Store,
 )
 from paperfeed.store.migrations import Migration, load_migrations
+from paperfeed.store.sqlite.accounts import SQLiteAccounts
+from paperfeed.store.sqlite.recommend import SQLiteRecommend
 
 MIGRATIONS_PACKAGE = "paperfeed.store.sqlite.migrations"
 _PAPER_COLUMNS = (
@@ -76,7 +78,7 @@ def identity_keys(paper: Paper, title_hash: str | None = None) -> list[str]:
     return keys
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteAccounts, SQLiteRecommend, Store):
     def __init__(self, path: Path, *, create: bool = True) -> None:
         self._path = Path(path)
         if not self._path.exists():
