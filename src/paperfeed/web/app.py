@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,31 +19,47 @@ from paperfeed.store import Store
 from paperfeed.web import api_v1, feeds_xml, hf_api, pages
 from paperfeed.web.context import STATIC_DIR, EngineProvider, WebContext, make_templates
 from paperfeed.web.errors import install_error_handlers
+from paperfeed.web.present import authors_text, day_text
 from paperfeed.web.urls import paper_path, period_path
 
 
-class ServerTiming:
-    """Adds ``Server-Timing: app;dur=<ms>`` (time spent in the app up to the response
-    start), which the load benchmark reads to report server-side latency."""
+class Admission:
+    """At most ``limit`` requests inside the app at once; the others wait their turn.
 
-    def __init__(self, app: ASGIApp) -> None:
+    Pages are CPU-bound Python: twenty requests run at once in twenty threads each take
+    twenty times longer (they share the GIL and two cores), so every client waits for
+    the slowest. Admitting a few at a time keeps each request's own time short and the
+    waiting in a queue, first come first served. ``Server-Timing`` reports both:
+    ``queue;dur=`` (waiting) and ``app;dur=`` (working, up to the response start).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
+        self.limit = limit
+        self._semaphore: asyncio.Semaphore | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
+        if self._semaphore is None:  # created in the server's event loop
+            self._semaphore = asyncio.Semaphore(self.limit)
+        arrived = time.perf_counter()
+        async with self._semaphore:
+            started = time.perf_counter()
 
-        async def timed_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                ms = (time.perf_counter() - started) * 1000
-                headers = list(message.get("headers", []))
-                headers.append((b"server-timing", f"app;dur={ms:.2f}".encode()))
-                message = {**message, "headers": headers}
-            await send(message)
+            async def timed_send(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    now = time.perf_counter()
+                    timing = (
+                        f"queue;dur={(started - arrived) * 1000:.2f}, "
+                        f"app;dur={(now - started) * 1000:.2f}"
+                    )
+                    headers = [*message.get("headers", []), (b"server-timing", timing.encode())]
+                    message = {**message, "headers": headers}
+                await send(message)
 
-        await self.app(scope, receive, timed_send)
+            await self.app(scope, receive, timed_send)
 
 
 def create_app(
@@ -51,12 +69,14 @@ def create_app(
     *,
     site_name: str = "paperfeed",
     warm_up: bool = True,
+    concurrency: int | None = None,
 ) -> FastAPI:
     """The web app over one store.
 
     ``engine`` is a ready :class:`SearchEngine`, or a function building one (called once,
     in a background thread at startup when ``warm_up``, else on first use), or None for
-    keyword search only. The caller owns the store and closes it.
+    keyword search only. ``concurrency`` is how many requests are worked on at once
+    (default: the number of CPUs). The caller owns the store and closes it.
     """
     engines = EngineProvider(store, engine)
     templates = make_templates()
@@ -68,7 +88,13 @@ def create_app(
         site_name=site_name,
     )
     env = templates.env
-    env.globals.update(paper_path=paper_path, period_path=period_path, site_name=site_name)
+    env.globals.update(
+        paper_path=paper_path,
+        period_path=period_path,
+        site_name=site_name,
+        authors_text=authors_text,
+        day_text=day_text,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -95,5 +121,5 @@ def create_app(
     app.include_router(feeds_xml.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.add_middleware(ServerTiming)
+    app.add_middleware(Admission, limit=max(1, concurrency or os.cpu_count() or 2))
     return app

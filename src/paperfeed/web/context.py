@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+import numpy as np
+import numpy.typing as npt
 from fastapi import Request
 from starlette.templating import Jinja2Templates
 
 from paperfeed.errors import PaperfeedError
-from paperfeed.search import SearchEngine
+from paperfeed.search import QueryEncoder, SearchEngine
 from paperfeed.settings import Settings
 from paperfeed.store import Store
 
@@ -22,6 +25,46 @@ log = logging.getLogger("paperfeed.web")
 HERE = Path(__file__).resolve().parent
 TEMPLATES_DIR = HERE / "templates"
 STATIC_DIR = HERE / "static"
+
+
+class CachedQueryEncoder:
+    """Remembers the embeddings of recent queries: the next page of results, the RSS
+    feed of a search and popular queries then cost no model call (the model's answer for
+    a text never changes)."""
+
+    def __init__(self, inner: QueryEncoder, size: int = 1024) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.size = size
+        self._cache: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def encode_queries(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        rows: list[npt.NDArray[np.float32] | None] = []
+        with self._lock:
+            for text in texts:
+                row = self._cache.get(text)
+                if row is not None:
+                    self._cache.move_to_end(text)
+                rows.append(row)
+        missing = [t for t, r in zip(texts, rows, strict=True) if r is None]
+        if missing:
+            fresh = self.inner.encode_queries(missing)
+            found = dict(zip(missing, fresh, strict=True))
+            with self._lock:
+                for text, row in found.items():
+                    self._cache[text] = row
+                    self._cache.move_to_end(text)
+                while len(self._cache) > self.size:
+                    self._cache.popitem(last=False)
+            rows = [found[t] if r is None else r for t, r in zip(texts, rows, strict=True)]
+        return np.stack([r for r in rows if r is not None])
+
+
+def with_query_cache(engine: SearchEngine) -> SearchEngine:
+    if engine.encoder is not None and not isinstance(engine.encoder, CachedQueryEncoder):
+        engine.encoder = CachedQueryEncoder(engine.encoder)
+    return engine
 
 
 class EngineProvider:
@@ -43,7 +86,7 @@ class EngineProvider:
         self._factory: Callable[[], SearchEngine] | None = None
         self.note: str | None = None
         if isinstance(factory, SearchEngine):
-            self._engine = factory
+            self._engine = with_query_cache(factory)
         elif factory is None:
             self._engine = SearchEngine(store)
         else:
@@ -61,7 +104,7 @@ class EngineProvider:
             if self._engine is None:
                 assert self._factory is not None
                 try:
-                    self._engine = self._factory()
+                    self._engine = with_query_cache(self._factory())
                 except PaperfeedError as exc:
                     log.warning("search by meaning is off: %s", exc)
                     self.note = f"Search by meaning is off: {exc}"
