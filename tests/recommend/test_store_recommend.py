@@ -83,7 +83,8 @@ def test_models_round_trip_and_mark_their_version_trained(store: Store) -> None:
 def test_topics_labels_and_a_changed_description(store: Store) -> None:
     a, b = add_papers(store, "Paper A", "Paper B")
     pa, pb = store.paper_pk(a), store.paper_pk(b)
-    assert pa is not None and pb is not None
+    assert pa is not None
+    assert pb is not None
     t1 = store.upsert_topic("ml.x", "X", "About x.", "ml")
     t2 = store.upsert_topic("ml.y", "Y", "About y.", "ml")
     store.set_topic_thresholds({t1.id: 0.4})
@@ -97,7 +98,9 @@ def test_topics_labels_and_a_changed_description(store: Store) -> None:
     assert [lt.paper_pk for lt in store.topic_papers(t2.id)] == [pa]
     # Same description: labels and threshold stay; new description: both are cleared.
     same = store.upsert_topic("ml.x", "X renamed", "About x.", "ml")
-    assert same.id == t1.id and same.threshold == 0.4 and same.name == "X renamed"
+    assert same.id == t1.id
+    assert same.threshold == 0.4
+    assert same.name == "X renamed"
     changed = store.upsert_topic("ml.x", "X", "Something else.", "ml")
     assert changed.threshold is None
     assert store.topic_papers(t1.id) == []
@@ -120,11 +123,13 @@ def test_map_layout_round_trip(store: Store) -> None:
     store.save_map_layout(MapLayout(keys, xy, {"method": "pca", "generation": 4}))
     back = store.map_layout()
     assert back is not None
-    assert np.array_equal(back.keys, keys) and np.array_equal(back.xy, xy)
+    assert np.array_equal(back.keys, keys)
+    assert np.array_equal(back.xy, xy)
     assert back.metadata == {"generation": 4, "method": "pca"}
     store.save_map_layout(MapLayout(keys[:1], xy[:1], {"method": "umap"}))
     again = store.map_layout()
-    assert again is not None and len(again.keys) == 1
+    assert again is not None
+    assert len(again.keys) == 1
 
 
 def test_deleting_a_user_deletes_their_feedback_and_models(store: Store) -> None:
