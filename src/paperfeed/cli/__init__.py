@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from paperfeed import __version__
-from paperfeed.cli import bench, demo, fetch, library, search, serve
+from paperfeed.cli import accounts, bench, demo, digest, fetch, library, recommend, search, serve
 from paperfeed.cli.common import ErrorReportingGroup, data_dir_option
 
 
@@ -48,5 +48,17 @@ for command in (
     bench.bench,
     fetch.fetch,
     fetch.sources,
+    accounts.user,
+    digest.subscribe,
+    digest.unsubscribe,
+    digest.subscriptions,
+    digest.digest,
+    recommend.like,
+    recommend.dislike,
+    recommend.unlike,
+    recommend.for_you,
+    recommend.recommend,
+    recommend.topics,
+    recommend.map_command,
 ):
     main.add_command(command)

@@ -280,6 +280,19 @@ def index_rebuild(model: str | None, quiet: bool, data_dir: Path | None) -> None
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write JSON here.",
 )
+@click.option(
+    "--recommender",
+    is_flag=True,
+    help="Evaluate the recommender instead: simulated users, precision@10 / nDCG@10 of "
+    "held-out likes against recency, popularity and centroid baselines.",
+)
+@click.option(
+    "--users",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="With --recommender: simulated users with several interests.",
+)
 @json_option
 def eval_command(
     directory: Path,
@@ -288,12 +301,29 @@ def eval_command(
     split: str,
     work_dir: Path | None,
     out_path: Path | None,
+    recommender: bool,
+    users: int,
     as_json: bool,
 ) -> None:
-    """Evaluate search on a BEIR-format folder: nDCG@10, Recall@100, MRR@10 per mode."""
+    """Evaluate search on a BEIR-format folder: nDCG@10, Recall@100, MRR@10 per mode
+    (or, with --recommender, the recommender against its baselines)."""
     import tempfile
 
     from paperfeed.evaluation.beir import evaluate
+
+    if recommender:
+        from paperfeed.cli.recommend import run_recommender_eval
+
+        run_recommender_eval(
+            directory,
+            model=model,
+            split=split,
+            work_dir=work_dir,
+            out_path=out_path,
+            users=users,
+            as_json=as_json,
+        )
+        return
 
     chosen = [SearchMode(m) for m in modes] or list(SearchMode)
     if any(m is not SearchMode.KEYWORD for m in chosen) and not semantic_installed():
