@@ -10,6 +10,7 @@ import pytest
 
 from paperfeed.settings import DATABASE_URL_ENV, Settings
 from paperfeed.store import Store, open_store
+from tests.network_guard import NetworkGuard
 from tests.pg_server import PgServer, ServerUnavailable, running_server
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -91,3 +92,13 @@ def sqlite_store(settings: Settings) -> Iterator[Store]:
         yield s
     finally:
         s.close()
+
+
+@pytest.fixture(autouse=True)
+def network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[NetworkGuard]:
+    """Autouse: every test runs with the internet out of reach."""
+    guard = NetworkGuard()
+    guard.install(monkeypatch)
+    yield guard
+    if guard.attempts:
+        pytest.fail(f"the test tried to reach the network: {guard.attempts}")

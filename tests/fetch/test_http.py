@@ -21,8 +21,8 @@ from paperfeed.fetch.http import (
     retry_after_seconds,
     user_agent,
 )
-from tests.fetch.conftest import NetworkGuard
 from tests.fetch.recorded import Fault, RecordedUpstream, RunningServer
+from tests.network_guard import NetworkGuard
 
 
 class FakeClock:

@@ -21,8 +21,9 @@ from paperfeed.fetch.schedule import (
 )
 from paperfeed.settings import Settings
 from paperfeed.store import PaperQuery, Store, open_store
-from tests.fetch.conftest import NetworkGuard, write_settings
+from tests.fetch.conftest import write_settings
 from tests.fetch.recorded import Fault, RecordedUpstream, RunningServer, hf_item, week_of_papers
+from tests.network_guard import NetworkGuard
 
 TODAY = dt.date.today()
 
