@@ -7,7 +7,8 @@ Trending is Hacker News' "gravity" ranking, with days as the unit of age::
 
     score = votes / (age_days + 2) ** 1.8
 
-``votes`` are the paper's imported upvotes (0 when unknown); ``age_days`` counts whole
+``votes`` are the paper's imported upvotes (0 when unknown) plus the votes cast on this
+instance (the store's ``feed_rows`` adds them); ``age_days`` counts whole
 days from the first day the paper was listed within the period to the *reference day*:
 today, or the last day of the period when the period is over, so that the order of a past
 week does not keep changing. Ties (e.g. no votes at all) go to the newer listing, then to

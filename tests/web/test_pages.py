@@ -183,15 +183,23 @@ def test_markdown_of_a_paper(client: TestClient) -> None:
     assert "## Abstract" in r.text
 
 
-def test_subscribe_says_it_is_not_set_up(client: TestClient) -> None:
-    r = client.post("/subscribe", data={"email": "reader@example.org"})
-    assert r.status_code == 501
-    assert "E-mail digests are not set up on this instance yet" in r.text
+def test_subscribe_without_smtp_says_so_and_records_nothing(
+    client: TestClient, instance: Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PAPERFEED_SMTP_HOST", raising=False)
+    home = client.get("/")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', home.text)[1]  # type: ignore[index]
+    r = client.post("/subscribe", data={"email": "reader@example.org", "csrf_token": token})
+    assert r.status_code == 503
+    assert "E-mail digests are not set up on this instance" in r.text
     assert "was <strong>not</strong> recorded" in r.text
-    bad = client.post("/subscribe", data={"email": "not-an-address"})
+    assert instance.store.subscription_by_email("reader@example.org") is None
+    bad = client.post("/subscribe", data={"email": "not-an-address", "csrf_token": token})
     assert bad.status_code == 400
     assert "email: &#39;not-an-address&#39; is not an e-mail address" in bad.text
-    assert client.post("/subscribe", data={}).status_code == 400
+    assert client.post("/subscribe", data={"csrf_token": token}).status_code == 400
+    # Without the CSRF token the form is refused before anything else.
+    assert client.post("/subscribe", data={"email": "reader@example.org"}).status_code == 403
 
 
 def test_static_files_are_local(client: TestClient) -> None:

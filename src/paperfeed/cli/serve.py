@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,6 +22,13 @@ from paperfeed.errors import PaperfeedError
 from paperfeed.search import SearchEngine
 from paperfeed.settings import Settings
 from paperfeed.store import Store
+
+if TYPE_CHECKING:
+    from paperfeed.digest.runner import DigestReport
+    from paperfeed.digest.schedule import DueRun
+    from paperfeed.web.app import Service
+
+log = logging.getLogger("paperfeed.serve")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -38,6 +48,60 @@ def check_port(host: str, port: int) -> None:
             ) from None
 
 
+def digest_runner(
+    settings: Settings, store: Store, searcher: Callable[[], SearchEngine]
+) -> Callable[[DueRun], DigestReport]:
+    """What the digest scheduler runs: the day's digests through the configured SMTP
+    server, with the site's search engine and the recommender's "for you" picks. Without
+    an SMTP server it logs that once and sends nothing."""
+    from paperfeed.digest.runner import DigestReport
+    from paperfeed.digest.setup import build_mailer, build_sender
+    from paperfeed.recommend.for_you import digest_recommender
+    from paperfeed.recommend.vectors import open_active_vectors
+
+    warned = False
+
+    def run(due: DueRun) -> DigestReport:
+        nonlocal warned
+        mailer = build_mailer()
+        if mailer is None:
+            if not warned:
+                log.warning(
+                    "%s digests not sent: no SMTP server is configured (PAPERFEED_SMTP_HOST)",
+                    due.frequency,
+                )
+                warned = True
+            return DigestReport()
+        sender = build_sender(
+            settings,
+            store,
+            searcher=searcher(),
+            recommender=digest_recommender(store, lambda: open_active_vectors(settings, store)),
+        )
+        try:
+            return sender.run(mailer, day=due.day, frequency=due.frequency)
+        finally:
+            mailer.close()
+
+    return run
+
+
+def background_services(
+    settings: Settings, store: Store, searcher: Callable[[], SearchEngine]
+) -> list[Service]:
+    """The scheduled fetch, the digest schedule and the recommender's trainer."""
+    from paperfeed.digest.schedule import DigestScheduler, load_digest_config
+    from paperfeed.fetch.schedule import FetchScheduler
+    from paperfeed.recommend.trainer import Trainer
+
+    digests = DigestScheduler(
+        load_digest_config(settings),
+        digest_runner(settings, store, searcher),
+        store.latest_feed_day,
+    )
+    return [FetchScheduler(settings, store), digests, Trainer(settings, store)]
+
+
 def run_server(
     settings: Settings,
     store: Store,
@@ -47,24 +111,42 @@ def run_server(
     keyword_only: bool = False,
     access_log: bool = True,
     engine: SearchEngine | None = None,
+    accounts: bool | None = None,
+    schedule: bool = True,
 ) -> None:
     """Serve until Ctrl-C; the search engine (and its model) loads in the background
-    unless a ready one is given."""
+    unless a ready one is given. ``accounts`` overrides ``[web] accounts``; ``schedule``
+    runs the scheduled fetch, the digests and the trainer beside the app."""
+    import dataclasses
+
     import uvicorn
 
     from paperfeed.index import semantic
     from paperfeed.web import create_app
+    from paperfeed.web.config import load_web_config
 
     check_port(host, port)
     use_semantic = semantic_installed() and not keyword_only
+    web_config = load_web_config(settings)
+    if accounts is not None:
+        web_config = dataclasses.replace(web_config, accounts=accounts)
 
     def build_engine() -> SearchEngine:
         return semantic.open_engine(settings, store, semantic=use_semantic)
 
-    app = create_app(settings, store, engine or build_engine)
+    services: list[Service] = []
+    holder: list[Callable[[], SearchEngine]] = []
+    if schedule:
+        services = background_services(settings, store, lambda: holder[0]())
+    app = create_app(
+        settings, store, engine or build_engine, web_config=web_config, services=services
+    )
+    holder.append(lambda: app.state.ctx.engine)
     shown = f"[{host}]" if ":" in host else host
+    mode = "accounts" if web_config.accounts else "single-user mode"
     out.print(
-        f"Serving {settings.data_dir} at [bold]http://{shown}:{port}/[/bold] (Ctrl-C to stop)"
+        f"Serving {settings.data_dir} at [bold]http://{shown}:{port}/[/bold] ({mode}; "
+        "Ctrl-C to stop)"
     )
     config = uvicorn.Config(
         app,
@@ -101,14 +183,39 @@ def run_server(
     show_default=True,
     help="Log every request on stderr.",
 )
+@click.option(
+    "--accounts/--single-user",
+    default=None,
+    help="Require sign-up / log-in for votes, collections and subscriptions, or act as one "
+    "local user without log-in [default: [web] accounts in paperfeed.toml, else single-user].",
+)
+@click.option(
+    "--no-schedule",
+    is_flag=True,
+    help="Do not run the scheduled fetch, the digest schedule and the recommender trainer.",
+)
 @data_dir_option
 def serve(
-    host: str, port: int, keyword_only: bool, access_log: bool, data_dir: Path | None
+    host: str,
+    port: int,
+    keyword_only: bool,
+    access_log: bool,
+    accounts: bool | None,
+    no_schedule: bool,
+    data_dir: Path | None,
 ) -> None:
-    """Run the web app: feeds, search, paper pages, RSS / Atom, the JSON API (/api/v1,
-    documented at /docs) and the Hugging Face-compatible papers API."""
+    """Run the web app: feeds, search, paper pages, RSS / Atom, accounts, votes,
+    collections and digest subscriptions, the JSON API (/api/v1, documented at /docs) and
+    the Hugging Face-compatible papers API; plus the scheduled fetch and digests."""
     settings = cli_settings(data_dir)
     with open_cli_store(data_dir) as store:
         run_server(
-            settings, store, host=host, port=port, keyword_only=keyword_only, access_log=access_log
+            settings,
+            store,
+            host=host,
+            port=port,
+            keyword_only=keyword_only,
+            access_log=access_log,
+            accounts=accounts,
+            schedule=not no_schedule,
         )

@@ -119,9 +119,15 @@ def confirm(
 ) -> Subscription:
     payload = signer.verify(CONFIRM_PURPOSE, token, max_age=CONFIRM_MAX_AGE)
     sub = _subscription_of(store, payload)
-    if sub.confirmed:
+    if sub.active:
         return sub
-    return store.update_subscription(sub.id, confirmed_at=now or dt.datetime.now(dt.UTC))
+    # An address that unsubscribed and asked again (the site's subscribe box mails a new
+    # confirmation link) is active again once the link is followed.
+    return store.update_subscription(
+        sub.id,
+        confirmed_at=None if sub.confirmed else (now or dt.datetime.now(dt.UTC)),
+        resubscribe=sub.unsubscribed_at is not None,
+    )
 
 
 def unsubscribe(

@@ -290,7 +290,7 @@ class FeedRow:
     pk: int
     day: dt.date  # the first feed day it was listed on within the range
     rank: int | None  # its best rank on the listings of the range, when known
-    votes: int  # imported upvotes for now (0 when unknown)
+    votes: int  # imported upvotes (0 when unknown) + votes cast on this instance
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Protocol
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,11 +18,39 @@ from paperfeed import __version__
 from paperfeed.search import SearchEngine
 from paperfeed.settings import Settings
 from paperfeed.store import Store
-from paperfeed.web import api_v1, feeds_xml, hf_api, pages
+from paperfeed.web import (
+    account_pages,
+    api_account,
+    api_v1,
+    community_pages,
+    feeds_xml,
+    hf_api,
+    pages,
+    subscribe_pages,
+)
+from paperfeed.web.auth import (
+    Auth,
+    CsrfCookie,
+    accounts_enabled,
+    csrf_field,
+    csrf_guard,
+    nav_user,
+)
+from paperfeed.web.config import WebConfig
 from paperfeed.web.context import STATIC_DIR, EngineProvider, WebContext, make_templates
 from paperfeed.web.errors import install_error_handlers
 from paperfeed.web.present import authors_text, day_text
 from paperfeed.web.urls import paper_path, period_path
+
+log = logging.getLogger("paperfeed.web")
+
+
+class Service(Protocol):
+    """Something the server runs beside the app (a scheduler, a trainer)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class Admission:
@@ -70,14 +100,19 @@ def create_app(
     site_name: str = "paperfeed",
     warm_up: bool = True,
     concurrency: int | None = None,
+    web_config: WebConfig | None = None,
+    services: Sequence[Service] = (),
 ) -> FastAPI:
     """The web app over one store.
 
     ``engine`` is a ready :class:`SearchEngine`, or a function building one (called once,
     in a background thread at startup when ``warm_up``, else on first use), or None for
     keyword search only. ``concurrency`` is how many requests are worked on at once
-    (default: the number of CPUs). The caller owns the store and closes it.
+    (default: the number of CPUs). ``web_config`` says whether people have accounts
+    (default: single-user mode). ``services`` are started with the app and stopped, in
+    reverse order, when it shuts down. The caller owns the store and closes it.
     """
+    config = web_config or WebConfig()
     engines = EngineProvider(store, engine)
     templates = make_templates()
     ctx = WebContext(
@@ -85,6 +120,7 @@ def create_app(
         store=store,
         engines=engines,
         templates=templates,
+        auth=Auth(store, config),
         site_name=site_name,
     )
     env = templates.env
@@ -94,13 +130,27 @@ def create_app(
         site_name=site_name,
         authors_text=authors_text,
         day_text=day_text,
+        csrf_field=csrf_field,
+        nav_user=nav_user,
+        accounts_enabled=accounts_enabled,
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if warm_up and not engines.ready:
             engines.warm_up()
-        yield
+        started: list[Service] = []
+        try:
+            for service in services:
+                service.start()
+                started.append(service)
+            yield
+        finally:
+            for service in reversed(started):
+                try:
+                    service.stop()
+                except Exception:  # stop the others all the same
+                    log.exception("stopping %r failed", service)
 
     app = FastAPI(
         title=f"{site_name} API",
@@ -113,13 +163,19 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        dependencies=[Depends(csrf_guard)],
     )
     app.state.ctx = ctx
     install_error_handlers(app)
     app.include_router(api_v1.router)
+    app.include_router(api_account.router)
     app.include_router(hf_api.router)
     app.include_router(feeds_xml.router)
+    app.include_router(account_pages.router)
+    app.include_router(community_pages.router)
+    app.include_router(subscribe_pages.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(CsrfCookie, config=config)
     app.add_middleware(Admission, limit=max(1, concurrency or os.cpu_count() or 2))
     return app

@@ -19,6 +19,7 @@ from paperfeed.errors import PaperfeedError
 from paperfeed.search import QueryEncoder, SearchEngine
 from paperfeed.settings import Settings
 from paperfeed.store import Store
+from paperfeed.web.auth import Auth
 
 log = logging.getLogger("paperfeed.web")
 
@@ -124,6 +125,7 @@ class WebContext:
     store: Store
     engines: EngineProvider
     templates: Jinja2Templates
+    auth: Auth
     site_name: str = "paperfeed"
 
     @property

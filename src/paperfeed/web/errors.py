@@ -12,19 +12,32 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paperfeed.errors import PaperfeedError
+from paperfeed.web.auth import LoginRequired, login_url, safe_next
 
 log = logging.getLogger("paperfeed.web")
 
 TITLES = {
     400: "Bad request",
+    401: "Log in needed",
+    403: "Not allowed",
     404: "Not found",
     405: "Method not allowed",
+    409: "Already taken",
+    429: "Too many attempts",
     500: "Internal error",
     501: "Not available",
+    502: "Could not reach the source",
+    503: "Not available",
 }
 
 
@@ -70,6 +83,15 @@ def _validation_message(exc: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     async def paperfeed_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, PaperfeedError)
+        if isinstance(exc, LoginRequired) and not wants_json(request):
+            # A page that needs a user: log in, then come back (to the page, or for a
+            # form post to the page the form was on).
+            here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            if request.method != "GET":
+                referer = request.headers.get("referer", "")
+                origin = f"{request.url.scheme}://{request.url.netloc}"
+                here = safe_next(referer[len(origin) :] if referer.startswith(origin) else "")
+            return RedirectResponse(login_url(here), status_code=303)
         if exc.status >= 500:
             log.error("%s %s: %s", request.method, request.url.path, exc)
         return error_response(request, exc.status, str(exc))

@@ -35,14 +35,15 @@ def _timestamp(day: dt.date | None) -> str | None:
     return None if day is None else f"{day.isoformat()}T00:00:00.000Z"
 
 
-def hf_paper(paper: Paper, listed: dt.date | None) -> dict[str, Any]:
+def hf_paper(paper: Paper, listed: dt.date | None, votes: int | None = None) -> dict[str, Any]:
+    """``votes``: the feed's count (imported upvotes + local votes) when known."""
     data: dict[str, Any] = {
         "id": paper.arxiv_id or paper.id,
         "title": paper.title,
         "summary": paper.abstract,
         "authors": [{"name": a, "hidden": False} for a in paper.authors],
         "publishedAt": _timestamp(paper.published or listed),
-        "upvotes": paper.upvotes or 0,
+        "upvotes": votes if votes is not None else (paper.upvotes or 0),
     }
     if listed is not None:
         data["submittedOnDailyAt"] = _timestamp(listed)
@@ -53,9 +54,9 @@ def hf_paper(paper: Paper, listed: dt.date | None) -> dict[str, Any]:
     return data
 
 
-def hf_entry(paper: Paper, listed: dt.date | None) -> dict[str, Any]:
+def hf_entry(paper: Paper, listed: dt.date | None, votes: int | None = None) -> dict[str, Any]:
     return {
-        "paper": hf_paper(paper, listed),
+        "paper": hf_paper(paper, listed, votes),
         "title": paper.title,
         "summary": paper.abstract,
         "publishedAt": _timestamp(listed or paper.published),
@@ -96,7 +97,7 @@ def daily_papers(
     if submitter:
         return JSONResponse([])
     page = feed(ctx.store, period, sort=chosen, limit=limit, offset=p * limit, navigation=False)
-    return JSONResponse([hf_entry(e.paper, e.day) for e in page.entries])
+    return JSONResponse([hf_entry(e.paper, e.day, e.votes) for e in page.entries])
 
 
 @router.get("/papers/search", summary="Search papers (huggingface.co shape)")
@@ -109,7 +110,7 @@ def papers_search(
     if not text:
         period = _period(ctx, None, None, None)
         page = feed(ctx.store, period, sort=FeedSort.DATE, limit=limit, navigation=False)
-        return JSONResponse([hf_entry(e.paper, e.day) for e in page.entries])
+        return JSONResponse([hf_entry(e.paper, e.day, e.votes) for e in page.entries])
     engine = ctx.engine
     options = SearchOptions(mode=params.search_mode(None, engine), limit=limit)
     hits = engine.search(text, options).hits

@@ -7,10 +7,9 @@ own store reader connection.
 from __future__ import annotations
 
 import math
-import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from paperfeed.errors import NotFoundError, PaperfeedError
@@ -30,6 +29,7 @@ from paperfeed.feeds import (
 )
 from paperfeed.search import SearchHit, SearchMode, SearchOptions
 from paperfeed.web import params
+from paperfeed.web.auth import nav_user
 from paperfeed.web.context import WebContext, get_context
 from paperfeed.web.markdown import paper_markdown
 from paperfeed.web.urls import period_params, period_path, query_string
@@ -37,7 +37,6 @@ from paperfeed.web.urls import period_params, period_path, query_string
 FEED_PAGE_SIZE = 50
 SEARCH_PAGE_SIZE = 20
 SIMILAR = 8
-_EMAIL = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
 
 router = APIRouter(include_in_schema=False)
 Ctx = Annotated[WebContext, Depends(get_context)]
@@ -85,6 +84,7 @@ def _feed_page(
     ]
     feed_qs = query_string([*period_params(period), *keep])
     pages = max(1, math.ceil(result.total / FEED_PAGE_SIZE))
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return render(
         request,
         ctx,
@@ -112,8 +112,15 @@ def _feed_page(
                 period_path(period) + query_string([*keep, ("page", n if n > 1 else None)])
             ),
             "category_value": ", ".join(filters.categories),
+            "voted": _voted(request, ctx, [e.paper.id for e in result.entries]),
+            "here": here,
         },
     )
+
+
+def _voted(request: Request, ctx: WebContext, paper_ids: list[str]) -> set[str]:
+    user = nav_user(request)
+    return ctx.auth.community.voted(user, paper_ids) if user is not None else set()
 
 
 @router.get("/", response_class=HTMLResponse, name="home")
@@ -259,16 +266,6 @@ def _similar(ctx: WebContext, paper_id: str) -> tuple[list[SearchHit], str | Non
         return [], str(exc)
 
 
-@router.post("/subscribe", response_class=HTMLResponse, name="subscribe")
-def subscribe(request: Request, ctx: Ctx, email: Annotated[str, Form()] = "") -> HTMLResponse:
-    address = email.strip()
-    if not address:
-        raise PaperfeedError("email: enter the address the digest should go to")
-    if len(address) > 254 or not _EMAIL.match(address):
-        raise PaperfeedError(f"email: {address!r} is not an e-mail address")
-    return render(request, ctx, "subscribe.html", {"email": address}, status=501)
-
-
 @router.get("/papers/{paper_id:path}", name="paper")
 def paper_page(request: Request, ctx: Ctx, paper_id: str) -> Response:
     markdown = paper_id.endswith(".md")
@@ -282,6 +279,8 @@ def paper_page(request: Request, ctx: Ctx, paper_id: str) -> Response:
             paper_markdown(paper, appearances), media_type="text/markdown; charset=utf-8"
         )
     similar, similar_note = _similar(ctx, paper.id)
+    user = nav_user(request)
+    local_votes = ctx.store.vote_counts([paper.id]).get(paper.id, 0)
     return render(
         request,
         ctx,
@@ -292,6 +291,10 @@ def paper_page(request: Request, ctx: Ctx, paper_id: str) -> Response:
             "similar": similar,
             "similar_note": similar_note,
             "export_qs": query_string([("id", paper.id)]),
+            "votes": (paper.upvotes or 0) + local_votes,
+            "voted": _voted(request, ctx, [paper.id]),
+            "collections": ctx.auth.community.collections(user) if user else [],
+            "submitted": request.query_params.get("submitted"),
         },
     )
 

@@ -813,7 +813,9 @@ class PostgresStore(PostgresAccounts, PostgresRecommend, Store):
     ) -> list[FeedRow]:
         where, params = self._filter_sql(filters)
         text = (
+            # votes: the imported upvotes plus the votes cast on this instance
             "SELECT a.paper_pk, MIN(a.feed_date), MIN(a.rank), COALESCE(p.upvotes, 0) "
+            "+ (SELECT COUNT(*) FROM votes v WHERE v.paper_pk = a.paper_pk) "
             "FROM appearances a JOIN papers p ON p.pk = a.paper_pk "
             "WHERE a.feed_date >= %s AND a.feed_date <= %s "
             + (f"AND {where} " if where else "")

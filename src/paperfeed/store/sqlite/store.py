@@ -736,7 +736,9 @@ class SQLiteStore(SQLiteAccounts, SQLiteRecommend, Store):
     ) -> list[FeedRow]:
         where, params = self._filter_sql(filters)
         sql = (
+            # votes: the imported upvotes plus the votes cast on this instance
             "SELECT a.paper_pk, MIN(a.feed_date), MIN(a.rank), COALESCE(p.upvotes, 0) "
+            "+ (SELECT COUNT(*) FROM votes v WHERE v.paper_pk = a.paper_pk) "
             "FROM appearances a JOIN papers p ON p.pk = a.paper_pk "
             "WHERE a.feed_date >= ? AND a.feed_date <= ? AND a.feed_date != '' "
             + (f"AND {where} " if where else "")
