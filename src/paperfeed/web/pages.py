@@ -299,6 +299,12 @@ def paper_page(request: Request, ctx: Ctx, paper_id: str) -> Response:
     )
 
 
+@router.get("/favicon.ico", name="favicon")
+def favicon() -> Response:
+    """Browsers ask for it on pages without a <link rel="icon"> (the digest preview)."""
+    return RedirectResponse("/static/favicon.svg", status_code=301)
+
+
 @router.get("/docs", response_class=HTMLResponse, name="api_docs")
 def api_docs(request: Request, ctx: Ctx) -> HTMLResponse:
     """The OpenAPI description rendered as a page (no Swagger UI: nothing from a CDN)."""
