@@ -10,7 +10,7 @@ import pytest
 from paperfeed.accounts import Accounts, AuthError, RateLimitedError, SignatureError, Signer
 from paperfeed.accounts.community import Community
 from paperfeed.accounts.passwords import verify_password
-from paperfeed.accounts.service import MAX_FAILURES, secret_hash
+from paperfeed.accounts.service import MAX_FAILURES, local_user, secret_hash
 from paperfeed.errors import NotFoundError, PaperfeedError
 from paperfeed.model import SubscriptionContents, new_paper
 from paperfeed.store import IncomingRecord, Store
@@ -242,3 +242,16 @@ def test_signed_tokens_check_purpose_integrity_and_age() -> None:
     other = Signer(b"another secret key of enough length")
     with pytest.raises(SignatureError):
         other.verify("unsubscribe", token, max_age=None)
+
+
+def test_the_local_user_cannot_log_in_and_does_not_take_the_admin_seat(
+    accounts: Accounts, store: Store
+) -> None:
+    local = local_user(store)
+    assert local.is_admin  # the laptop's owner
+    assert local_user(store) == local
+    with pytest.raises(AuthError):
+        accounts.log_in("local", "")
+    with pytest.raises(AuthError):
+        accounts.log_in("local", "!no-login:local-user")
+    assert accounts.sign_up("ada", "correct horse battery").is_admin

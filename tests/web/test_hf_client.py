@@ -19,6 +19,9 @@ def api(live: LiveServer, monkeypatch: pytest.MonkeyPatch) -> HfApi:
     # The real-model encoder sets HF_HUB_OFFLINE for its own loading; this client only
     # talks to our loopback server.
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    # The client also fetches a registry of its own from its default endpoint (huggingface.co)
+    # on first use; point that at our server too, so nothing leaves the machine.
+    monkeypatch.setattr(constants, "ENDPOINT", live.url)
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     return HfApi(endpoint=live.url, token=False)
 

@@ -32,6 +32,10 @@ from paperfeed.errors import NotFoundError, PaperfeedError
 from paperfeed.model import ApiToken, User
 from paperfeed.store import Store
 
+LOCAL_USERNAME = "local"
+# Not an argon2 hash: verifying any password against it fails, so the local user can never
+# log in on a shared instance (until an administrator gives it a password).
+NO_LOGIN_HASH = "!no-login:local-user"
 MAX_FAILURES = 5
 FAILURE_WINDOW = dt.timedelta(minutes=15)
 SESSION_LIFETIME = dt.timedelta(days=30)
@@ -111,7 +115,9 @@ class Accounts:
         name = check_username(username)
         address = check_email(email) if email else None
         check_new_password(password)
-        first = self.store.count_users() == 0
+        # The local user of a laptop install does not count: the first person to sign up
+        # on an instance is its administrator.
+        first = all(u.username == LOCAL_USERNAME for u in self.store.list_users())
         return self.store.create_user(
             name, address, hash_password(password), is_admin=admin or first
         )
@@ -218,3 +224,21 @@ class Accounts:
     def revoke_api_token(self, user: User, token_id: int) -> None:
         if not self.store.delete_api_token(user.id, token_id):
             raise NotFoundError(f"you have no API token {token_id}")
+
+
+def local_user(store: Store) -> User:
+    """The account of single-user mode (a laptop install: no log-in), made on first use.
+
+    The CLI acts for it when no user is named, and the web app when accounts are off. It is
+    an administrator (the laptop's owner) and has no password anyone can log in with.
+    """
+    found = store.user_credentials(LOCAL_USERNAME)
+    if found is not None:
+        return found[0]
+    try:
+        return store.create_user(LOCAL_USERNAME, None, NO_LOGIN_HASH, is_admin=True)
+    except PaperfeedError:  # created meanwhile by another process
+        again = store.user_credentials(LOCAL_USERNAME)
+        if again is None:
+            raise
+        return again[0]

@@ -17,15 +17,12 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from paperfeed.accounts.service import local_user
 from paperfeed.errors import NotFoundError, PaperfeedError
 from paperfeed.model import User
 from paperfeed.store import Store
 from paperfeed.store.recommend import GENERAL_TAG, FeedbackItem
 
-LOCAL_USERNAME = "local"
-# Not an argon2 hash: verification of any password against it fails, so the local user
-# can never log in on a shared instance.
-NO_LOGIN_HASH = "!no-login:local-user"
 MAX_TAG_LENGTH = 64
 _TAG = re.compile(r"^[^\x00-\x1f]+$")
 
@@ -43,20 +40,6 @@ class TagSummary:
     tag: str  # "" for the general likes / dislikes
     positives: int
     negatives: int
-
-
-def local_user(store: Store) -> User:
-    """The account the CLI acts for when no user is named (created on first use)."""
-    found = store.user_credentials(LOCAL_USERNAME)
-    if found is not None:
-        return found[0]
-    try:
-        return store.create_user(LOCAL_USERNAME, None, NO_LOGIN_HASH)
-    except PaperfeedError:  # created meanwhile by another process
-        again = store.user_credentials(LOCAL_USERNAME)
-        if again is None:
-            raise
-        return again[0]
 
 
 def resolve_user(store: Store, username: str | None) -> User:
