@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paperfeed.accounts import Accounts, AuthError, ForbiddenError
 from paperfeed.accounts.community import Community
-from paperfeed.accounts.passwords import hash_password
+from paperfeed.accounts.service import local_user
 from paperfeed.accounts.signing import instance_secret
 from paperfeed.errors import PaperfeedError
 from paperfeed.model import User
@@ -39,7 +39,6 @@ SESSION_COOKIE = "pf_session"
 CSRF_COOKIE = "pf_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
-LOCAL_USERNAME = "local"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The signed token in the URL authorizes these; RFC 8058 clients post no CSRF token.
 CSRF_EXEMPT = frozenset({"/unsubscribe"})
@@ -70,25 +69,14 @@ class Auth:
         return not self.config.accounts
 
     def local_user(self) -> User:
-        """The laptop user of single-user mode: an account named ``local``, made on first
-        use with a random password nobody knows (``paperfeed user set-password local``
-        gives it one, e.g. before turning accounts on)."""
-        if self._local is not None:
-            return self._local
-        with self._lock:
-            if self._local is None:
-                found = self.store.user_credentials(LOCAL_USERNAME)
-                if found is not None:
-                    self._local = found[0]
-                else:
-                    secret = secrets.token_urlsafe(32)
-                    self._local = self.store.create_user(
-                        LOCAL_USERNAME,
-                        None,
-                        hash_password(secret),
-                        is_admin=self.store.count_users() == 0,
-                    )
-            return self._local
+        """The laptop user of single-user mode (see :func:`paperfeed.accounts.service.local_user`;
+        ``paperfeed user set-password local`` gives it a password, e.g. before turning
+        accounts on)."""
+        if self._local is None:
+            with self._lock:
+                if self._local is None:
+                    self._local = local_user(self.store)
+        return self._local
 
     # -- CSRF --------------------------------------------------------------------------
     def csrf_token(self, csrf_cookie: str, session: str | None) -> str:
