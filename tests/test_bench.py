@@ -19,6 +19,7 @@ from paperfeed.bench.corpus import (
     read_beir_corpus,
 )
 from paperfeed.bench.report import recall_at
+from paperfeed.bench.serve import search_depth
 from paperfeed.cli import main
 from paperfeed.errors import PaperfeedError
 
@@ -139,8 +140,8 @@ def check_report_sanity(report_json: dict[str, object], sizes: list[int]) -> Non
             assert 0 < m["p50_ms"] <= m["p95_ms"] <= m["p99_ms"] <= m["max_ms"]
             assert m["qps"] > 0
             assert ("recall@10" in m) == mode.startswith("vector")
-            assert ("recall@100" in m) == (mode == "vector@100")
-            for recall in ("recall@10", "recall@100"):
+            assert ("recall@k" in m) == (mode == "vector-depth")
+            for recall in ("recall@10", "recall@k"):
                 if recall in m:
                     assert 0.0 <= m[recall] <= 1.0
         memory = size["memory"]
@@ -159,13 +160,14 @@ def test_bench_exact_index_recall_is_one_and_corpora_are_reused(beir: Path, tmp_
     size = first.sizes[0]
     assert size.build.vector_kind == "exact"
     assert not size.build.reused
-    for mode in ("vector", "vector@100"):
+    for mode in ("vector", "vector-depth"):
         result = size.mode(mode)
         assert result is not None
         assert result.recall_at_10 == 1.0  # exact search against exact search
-    vector100 = size.mode("vector@100")
-    assert vector100 is not None
-    assert vector100.recall_at_100 == 1.0
+    deep = size.mode("vector-depth")
+    assert deep is not None
+    assert deep.k == search_depth()
+    assert deep.recall_at_k == 1.0
     assert first.embedding is not None
     assert first.embedding.documents == 16
     assert first.embedding.docs_per_s > 0

@@ -81,29 +81,34 @@ class LatencyStats:
 
 @dataclass(frozen=True, slots=True)
 class ModeResult:
-    """One measured mode. Recall only for the vector index modes (@100 for ``vector@100``)."""
+    """One measured mode. Recall only for the vector index modes: recall@10, and for
+    ``vector-depth`` also recall@k at its depth ``k``."""
 
     mode: str
     latency: LatencyStats
     recall_at_10: float | None = None
-    recall_at_100: float | None = None
+    recall_at_k: float | None = None
+    k: int | None = None
 
     def to_json(self) -> dict[str, object]:
         doc: dict[str, object] = {"mode": self.mode, **self.latency.to_json()}
         if self.recall_at_10 is not None:
             doc["recall@10"] = round(self.recall_at_10, 4)
-        if self.recall_at_100 is not None:
-            doc["recall@100"] = round(self.recall_at_100, 4)
+        if self.k is not None:
+            doc["k"] = self.k
+        if self.recall_at_k is not None:
+            doc["recall@k"] = round(self.recall_at_k, 4)
         return doc
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> ModeResult:
-        r10, r100 = doc.get("recall@10"), doc.get("recall@100")
+        r10, rk, k = doc.get("recall@10"), doc.get("recall@k"), doc.get("k")
         return cls(
             str(doc["mode"]),
             LatencyStats.from_json(doc),
             None if r10 is None else float(r10),
-            None if r100 is None else float(r100),
+            None if rk is None else float(rk),
+            None if k is None else int(k),
         )
 
 

@@ -32,7 +32,7 @@ from paperfeed.bench.corpus import (
     read_beir_queries,
 )
 from paperfeed.bench.report import BenchReport, BuildStats, EmbedResult, SizeResult
-from paperfeed.bench.serve import MODES, ServeSpec, run_serving
+from paperfeed.bench.serve import MODES, ServeSpec, run_serving, search_depth
 from paperfeed.errors import PaperfeedError
 from paperfeed.index.encoder import (
     ENCODER_NAMES,
@@ -47,7 +47,6 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 VECTORS_MODEL_ID = "paperfeed-bench-synthetic"
 WRITE_BATCH = 1000
-TRUTH_K = 100  # recall@10 of the vector mode, recall@100 of vector@100
 
 Progress = Callable[[str, int, int], None]
 IndexKind = Literal["auto", "exact", "hnsw"]
@@ -322,9 +321,10 @@ class Bench:
         opened_as = self.build_index(n, doc, vectors)
         with open_store(Settings.resolve(self.size_dir(n) / "data"), create=False) as store:
             keys = np.asarray(store.filter_pks(SearchFilters()), dtype=np.int64)
-        self._step(f"N={n:,}: exact top-{TRUTH_K}", 0, 1)
-        truth = exact_top(vectors, keys, qvecs, TRUTH_K)
-        self._step(f"N={n:,}: exact top-{TRUTH_K}", 1, 1)
+        depth = search_depth()
+        self._step(f"N={n:,}: exact top-{depth}", 0, 1)
+        truth = exact_top(vectors, keys, qvecs, depth)
+        self._step(f"N={n:,}: exact top-{depth}", 1, 1)
         qpath = self.size_dir(n) / f"queries-{_slug(self.encoder.model_id)}.npy"
         tpath = self.size_dir(n) / f"truth-{_slug(self.encoder.model_id)}.npy"
         np.save(qpath, qvecs)

@@ -28,11 +28,10 @@ from paperfeed.errors import PaperfeedError
 
 MARK = "@@paperfeed-bench "
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-# Modes: the query embedding alone, the vector index alone (at k=10, where recall is
-# measured, and at the depth hybrid search asks it for), then the three search modes end
+# Modes: the query embedding alone, the vector index alone (at k=10, and at the depth a
+# search asks it for: SearchOptions().candidates), then the three search modes end
 # to end (query parsing, embedding, both sides, fusion, loading the papers, snippets).
-MODES = ("embed", "vector", "vector@100", "keyword", "semantic", "hybrid")
-SEARCH_DEPTH = 100
+MODES = ("embed", "vector", "vector-depth", "keyword", "semantic", "hybrid")
 RSS_EVERY = 10
 
 Progress = Callable[[str, int, int], None]
@@ -48,7 +47,7 @@ class ServeSpec:
     models_dir: str
     queries: list[str]
     query_vectors: str  # .npy of the queries embedded by the model (for the vector modes)
-    truth: str  # .npy of the exact top-100 keys of each query
+    truth: str  # .npy of the exact top keys of each query, at least search_depth() of them
     modes: list[str]
     max_queries: int
     duration: float  # seconds per mode at most
@@ -59,6 +58,13 @@ class ServeSpec:
 class ServeResult:
     modes: list[ModeResult]
     memory: MemoryStats
+
+
+def search_depth() -> int:
+    """How many candidates a search asks the vector index for (its default options)."""
+    from paperfeed.search import SearchOptions
+
+    return max(10, SearchOptions().candidates)
 
 
 def _memory() -> tuple[float, float, float]:
@@ -100,6 +106,7 @@ def serve(spec: ServeSpec, progress: Progress | None = None) -> ServeResult:
         if len(qvecs) != len(texts) or len(truth) != len(texts):
             raise PaperfeedError("query vectors, truth and query texts disagree in number")
         search_modes = {m.value: SearchMode(m) for m in SearchMode}
+        depth = search_depth()
 
         def runner(mode: str) -> Callable[[int], Sequence[int] | None]:
             if mode == "embed":
@@ -108,8 +115,8 @@ def serve(spec: ServeSpec, progress: Progress | None = None) -> ServeResult:
                     encoder.encode_queries([texts[i]])
 
                 return embed
-            if mode in ("vector", "vector@100"):
-                k = 10 if mode == "vector" else SEARCH_DEPTH
+            if mode in ("vector", "vector-depth"):
+                k = 10 if mode == "vector" else depth
 
                 def vector(i: int) -> list[int]:
                     return [h.key for h in index.search(qvecs[i], k)]
@@ -157,13 +164,15 @@ def serve(spec: ServeSpec, progress: Progress | None = None) -> ServeResult:
                     break
             seconds = time.perf_counter() - started
             peak = max(peak, _memory())
-            r10 = r100 = None
+            r10 = rk = k = None
             if found:
                 true = [truth[i].tolist() for i in asked]
                 r10 = recall_at(found, true, 10)
-                if mode == "vector@100":
-                    r100 = recall_at(found, true, SEARCH_DEPTH)
-            results.append(ModeResult(mode, LatencyStats.of(wall, cpu, seconds), r10, r100))
+                if mode == "vector-depth":
+                    k = depth
+                    rk = recall_at(found, true, depth)
+            stats = LatencyStats.of(wall, cpu, seconds)
+            results.append(ModeResult(mode, stats, r10, rk, k))
         return ServeResult(results, MemoryStats(loaded, warm, peak[0], peak[1], peak[2]))
     finally:
         store.close()

@@ -181,7 +181,7 @@ def print_report(report: BenchReport) -> None:
         "cpu p95",
         "QPS",
         "recall@10",
-        "recall@100",
+        "recall@k",
         "queries",
         title="Latency per query on one thread (keyword / semantic / hybrid: whole searches)",
     )
@@ -197,7 +197,7 @@ def print_report(report: BenchReport) -> None:
                 f"{lat.cpu_p95_ms:.2f}",
                 f"{lat.qps:.1f}",
                 "" if m.recall_at_10 is None else f"{m.recall_at_10:.4f}",
-                "" if m.recall_at_100 is None else f"{m.recall_at_100:.4f}",
+                "" if m.recall_at_k is None else f"{m.recall_at_k:.4f} (k={m.k})",
                 str(lat.queries),
             )
     out.print(table, width=_width())
