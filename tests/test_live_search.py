@@ -69,6 +69,19 @@ def test_new_vectors_of_the_same_model_are_seen_without_reloading_the_encoder(
     assert live.current().encoder is encoder
 
 
+def test_a_new_generation_reopens_every_view(store_settings: Settings, store: Store) -> None:
+    add(store, "Graph neural networks for molecules")
+    semantic.activate(store, "fake")
+    semantic.build(store_settings, store)
+    live = LiveSearch(store_settings, store, check_every=0)
+    title = "Speech recognition with language models"
+    add(store, title)
+    semantic.build(store_settings, store)
+    hits = {h.paper.title: h.semantic_score for h in live.search(title, SEMANTIC).hits}
+    # Only the new title view holds a vector this close to the query: the paper's title.
+    assert hits[title] == pytest.approx(1.0, abs=2e-3)
+
+
 def test_checks_are_rate_limited(store_settings: Settings, store: Store) -> None:
     add(store, "Graph neural networks for molecules")
     semantic.activate(store, "fake")

@@ -3,24 +3,29 @@
 Every face (CLI, web pages, APIs, digests, evaluation) ranks through :class:`SearchEngine`,
 so a query never gives different lists in different places.
 
-Hybrid ranking fuses the two candidate lists. Two fusions are offered:
+A paper has one vector per *view* (its title, its abstract: :class:`PaperViews`). The
+semantic side scores a paper by its best view, after putting the views on one scale: each
+view's cosines are z-normalized with the mean and spread of that view's own top list for
+the query (a title and an abstract are not equally close to any query, so raw cosines of
+two views do not compare). See docs/search.md for the measurements behind it.
 
-- ``score`` (default): each side's scores are normalized over its candidate list and
-  combined as ``w * keyword + (1 - w) * semantic`` (a paper missing from one side gets 0
-  there);
+Hybrid ranking fuses the keyword and the semantic lists. Two fusions are offered:
+
+- ``score`` (default): each side's scores are z-normalized over its own top list and
+  combined as ``w * keyword + (1 - w) * semantic``; a paper missing from the keyword list
+  gets that list's lowest z, one missing from the semantic list its exact score;
 - ``rrf``: reciprocal-rank fusion, ``sum(1 / (k + rank))``.
 
 Ties are broken by paper key so rankings repeat. A relevance floor on the semantic side
-keeps nonsense queries from returning noise: papers found by meaning alone whose cosine
-similarity to the query is below it are dropped (a keyword match is kept), and a search
-left with nothing says so.
+keeps nonsense queries from returning noise: papers found by meaning alone whose best
+view's cosine similarity to the query is below it are dropped (a keyword match is kept),
+and a search left with nothing says so.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -35,7 +40,10 @@ from paperfeed.model import Paper
 from paperfeed.snippets import make_snippet
 from paperfeed.store import SearchFilters, Store
 
-DEFAULT_KEYWORD_WEIGHT = 0.5
+# Chosen by 5-fold cross-validation on BEIR SciFact (docs/search.md): 0.55 won every fold.
+DEFAULT_KEYWORD_WEIGHT = 0.55
+# How deep each side looks: the lists the z-scores are computed over.
+DEFAULT_CANDIDATES = 1000
 
 
 class SearchMode(StrEnum):
@@ -71,6 +79,34 @@ class VectorSearcher(Protocol):
     def __len__(self) -> int: ...
 
 
+SINGLE_VIEW = "document"
+
+
+@dataclass(frozen=True, slots=True)
+class PaperViews:
+    """The vector indexes of one model, one per view of a paper (title, abstract).
+
+    ``main`` is the view that stands for the paper alone: similar papers are found with
+    it, and an empty ``main`` index means nothing is embedded yet.
+    """
+
+    indexes: Mapping[str, VectorSearcher]
+    main: str
+
+    def __post_init__(self) -> None:
+        if self.main not in self.indexes:
+            raise PaperfeedError(f"the main view {self.main!r} has no vector index")
+
+    @classmethod
+    def single(cls, index: VectorSearcher) -> PaperViews:
+        """One vector per paper (what an index built by other means holds)."""
+        return cls({SINGLE_VIEW: index}, SINGLE_VIEW)
+
+    @property
+    def primary(self) -> VectorSearcher:
+        return self.indexes[self.main]
+
+
 @dataclass(frozen=True, slots=True)
 class SearchOptions:
     mode: SearchMode = SearchMode.HYBRID
@@ -80,8 +116,9 @@ class SearchOptions:
     fusion: Fusion = Fusion.SCORE
     keyword_weight: float = DEFAULT_KEYWORD_WEIGHT
     rrf_k: int = 60
-    # How deep each side looks before fusion; pagination works within it.
-    candidates: int = 100
+    # How deep each side looks before fusion (its z statistics come from that list);
+    # pagination works within it.
+    candidates: int = DEFAULT_CANDIDATES
     semantic_floor: float = 0.2
 
     def __post_init__(self) -> None:
@@ -93,6 +130,8 @@ class SearchOptions:
             raise PaperfeedError(f"keyword weight must be within [0, 1], not {self.keyword_weight}")
         if self.rrf_k < 1:
             raise PaperfeedError(f"rrf k must be at least 1, not {self.rrf_k}")
+        if self.candidates < 1:
+            raise PaperfeedError(f"candidates must be at least 1, not {self.candidates}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +140,8 @@ class RankedKey:
 
     pk: int
     score: float
-    keyword_score: float | None
-    semantic_score: float | None
+    keyword_score: float | None  # BM25
+    semantic_score: float | None  # cosine similarity of the paper's closest view
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,46 +169,130 @@ class SearchResults:
         return self.total == 0
 
 
-def _normalize(scores: dict[int, float]) -> dict[int, float]:
-    """Min-max over the candidate list; a single candidate (or all equal) counts as 1."""
-    if not scores:
-        return {}
-    low, high = min(scores.values()), max(scores.values())
-    if math.isclose(high, low):
-        return dict.fromkeys(scores, 1.0)
-    span = high - low
-    return {k: (v - low) / span for k, v in scores.items()}
+@dataclass(frozen=True, slots=True)
+class ZScale:
+    """Mean and (population) standard deviation of one list of scores."""
+
+    mean: float
+    sd: float
+
+    @classmethod
+    def of(cls, values: Iterable[float]) -> ZScale:
+        arr = np.fromiter(values, dtype=np.float64)
+        if arr.size == 0:
+            return cls(0.0, 1.0)
+        sd = float(arr.std())
+        # All equal (or one value): every listed score is the mean, z = 0.
+        return cls(float(arr.mean()), sd if sd > 1e-9 else 1.0)
+
+    def z(self, value: float) -> float:
+        return (value - self.mean) / self.sd
 
 
 def fuse(
-    keyword: dict[int, float],
-    semantic: dict[int, float],
+    keyword: Mapping[int, float],
+    semantic: Mapping[int, float],
     *,
     fusion: Fusion,
     keyword_weight: float,
     rrf_k: int,
-) -> list[RankedKey]:
-    """Combine the two sides; ordered by fused score, then by key."""
+    semantic_outside: Mapping[int, float] | None = None,
+    keyword_complete: bool = False,
+) -> list[tuple[int, float]]:
+    """Combine the two lists into (key, fused score), best first, ties by key.
+
+    ``keyword`` and ``semantic`` are each side's own top list: their z statistics come from
+    them. ``semantic_outside`` holds the exact semantic scores of keyword candidates the
+    semantic list did not reach (scaled with the list's statistics, not counted as 0). A
+    candidate missing from the keyword list gets its lowest z: outside the list there is
+    nothing to tell it from the least matching paper. When the list is ``keyword_complete``
+    (it holds every matching paper), a paper outside it matches nothing: its BM25 is 0,
+    and that is what it gets, below every match.
+    """
+    outside = semantic_outside or {}
     keys = set(keyword) | set(semantic)
     fused: dict[int, float] = {}
     if fusion is Fusion.RRF:
-        for side, weight in ((keyword, keyword_weight), (semantic, 1.0 - keyword_weight)):
+        dense = {**outside, **semantic}
+        for side, weight in ((keyword, keyword_weight), (dense, 1.0 - keyword_weight)):
             ranked = sorted(side.items(), key=lambda kv: (-kv[1], kv[0]))
             for rank, (key, _) in enumerate(ranked, start=1):
                 # Weights of 0.5/0.5 give the classic RRF up to a constant factor.
                 fused[key] = fused.get(key, 0.0) + 2.0 * weight / (rrf_k + rank)
     else:
-        nk, ns = _normalize(keyword), _normalize(semantic)
+        kscale, sscale = ZScale.of(keyword.values()), ZScale.of(semantic.values())
+        kz = {k: kscale.z(v) for k, v in keyword.items()}
+        sz = {k: sscale.z(v) for k, v in semantic.items()}
+        kz_floor = min(kz.values(), default=0.0)
+        if keyword_complete and keyword:
+            kz_floor = min(kz_floor, kscale.z(0.0))
+        sz_floor = min(sz.values(), default=0.0)
         for key in keys:
-            fused[key] = keyword_weight * nk.get(key, 0.0) + (1.0 - keyword_weight) * ns.get(
-                key, 0.0
+            semantic_z = sz.get(key)
+            if semantic_z is None:
+                semantic_z = sscale.z(outside[key]) if key in outside else sz_floor
+            fused[key] = (
+                keyword_weight * kz.get(key, kz_floor) + (1.0 - keyword_weight) * semantic_z
             )
-    ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
-    return [RankedKey(k, s, keyword.get(k), semantic.get(k)) for k, s in ranked]
+    return sorted(((k, fused[k]) for k in keys), key=lambda kv: (-kv[1], kv[0]))
+
+
+class DenseScorer:
+    """The semantic side of one query: a paper's score is its best view's z-score.
+
+    Each view is searched for its top ``depth`` papers; the mean and spread of those
+    cosines put that view on a common scale. Any other paper is scored from its stored
+    vectors, exactly, with the same statistics.
+    """
+
+    def __init__(
+        self,
+        views: PaperViews,
+        query: npt.NDArray[np.float32],
+        depth: int,
+        allowed: npt.NDArray[np.int64] | None,
+    ) -> None:
+        self.query = query
+        self._views: list[tuple[VectorSearcher, dict[int, float], ZScale]] = []
+        for index in views.indexes.values():
+            if len(index) == 0:  # a view not built yet counts for nothing
+                continue
+            cosines = {h.key: h.score for h in index.search(query, depth, allowed=allowed)}
+            self._views.append((index, cosines, ZScale.of(cosines.values())))
+
+    def listed(self) -> set[int]:
+        """Every paper on some view's top list."""
+        keys: set[int] = set()
+        for _, cosines, _ in self._views:
+            keys.update(cosines)
+        return keys
+
+    def score(self, keys: Iterable[int]) -> dict[int, tuple[float, float]]:
+        """key -> (best z over the views, best cosine over the views); papers no view has
+        a vector for are left out."""
+        wanted = list(dict.fromkeys(keys))
+        best: dict[int, tuple[float, float]] = {}
+        for index, cosines, scale in self._views:
+            known = {k: cosines[k] for k in wanted if k in cosines}
+            missing = np.asarray([k for k in wanted if k not in cosines], dtype=np.int64)
+            if missing.size:
+                present = missing[index.contains(missing)]
+                if present.size:
+                    sims = index.get(present) @ self.query
+                    known.update((int(k), float(c)) for k, c in zip(present, sims, strict=True))
+            for key, cosine in known.items():
+                z = scale.z(cosine)
+                old = best.get(key)
+                best[key] = (z, cosine) if old is None else (max(old[0], z), max(old[1], cosine))
+        return best
 
 
 class SearchEngine:
-    """Ranks papers of one store with its keyword index and (optionally) vectors."""
+    """Ranks papers of one store with its keyword index and (optionally) vectors.
+
+    ``views`` are the paper vectors, one index per view; ``vectors`` (one index) is the
+    same as a single view.
+    """
 
     def __init__(
         self,
@@ -177,14 +300,22 @@ class SearchEngine:
         *,
         encoder: QueryEncoder | None = None,
         vectors: VectorSearcher | None = None,
+        views: PaperViews | None = None,
     ) -> None:
+        if vectors is not None and views is not None:
+            raise PaperfeedError("give the search engine either vectors or views, not both")
         self.store = store
         self.encoder = encoder
-        self.vectors = vectors
+        self.views = views if vectors is None else PaperViews.single(vectors)
+
+    @property
+    def vectors(self) -> VectorSearcher | None:
+        """The main view's index (what stands for a paper alone)."""
+        return None if self.views is None else self.views.primary
 
     @property
     def semantic_available(self) -> bool:
-        return self.encoder is not None and self.vectors is not None and len(self.vectors) > 0
+        return self.encoder is not None and self.views is not None and len(self.views.primary) > 0
 
     def _check_mode(self, mode: SearchMode) -> None:
         if mode is not SearchMode.KEYWORD and not self.semantic_available:
@@ -193,25 +324,15 @@ class SearchEngine:
                 "(or use --mode keyword)"
             )
 
-    def _semantic_parts(self) -> tuple[QueryEncoder, VectorSearcher]:
-        if self.encoder is None or self.vectors is None:
+    def _semantic_parts(self) -> tuple[QueryEncoder, PaperViews]:
+        if self.encoder is None or self.views is None:
             raise PaperfeedError("semantic search is not available: run 'paperfeed index'")
-        return self.encoder, self.vectors
+        return self.encoder, self.views
 
     def _allowed(self, filters: SearchFilters) -> npt.NDArray[np.int64] | None:
         if not filters.active:
             return None
         return np.asarray(self.store.filter_pks(filters), dtype=np.int64)
-
-    def _semantic(
-        self, vector: npt.NDArray[np.float32], depth: int, filters: SearchFilters
-    ) -> dict[int, float]:
-        _, vectors = self._semantic_parts()
-        allowed = self._allowed(filters)
-        if allowed is not None and allowed.size == 0:
-            return {}
-        hits = vectors.search(vector, depth, allowed=allowed)
-        return {h.key: h.score for h in hits}
 
     def rank(self, text: str, options: SearchOptions) -> list[RankedKey]:
         """The fused ranking (keys and scores only), floor applied."""
@@ -219,56 +340,52 @@ class SearchEngine:
         parsed = parse_query(text)
         depth = max(options.candidates, options.offset + options.limit)
         keyword: dict[int, float] = {}
-        semantic: dict[int, float] = {}
         if options.mode is not SearchMode.SEMANTIC:
             keyword = dict(self.store.keyword_search(parsed, limit=depth, filters=options.filters))
-        # A query of filters only (cat:cs.CL) has no meaning to embed: keyword side alone.
-        if options.mode is not SearchMode.KEYWORD and parsed.semantic_text.strip():
-            encoder, _ = self._semantic_parts()
-            vector = encoder.encode_queries([parsed.semantic_text])[0]
-            semantic = self._semantic(vector, depth, options.filters)
-            if options.mode is SearchMode.HYBRID:
-                if parsed.required or parsed.excluded:
-                    # Required terms, phrases and exclusions hold on both sides.
-                    semantic = {k: v for k, v in semantic.items() if k in keyword}
-                # Keyword candidates the vector side did not reach still have a similarity
-                # to the query: use it, rather than counting them as 0 on that side.
-                missing = [k for k in keyword if k not in semantic]
-                if missing:
-                    semantic.update(self._similarities(vector, missing))
         if options.mode is SearchMode.KEYWORD:
             ranked = [RankedKey(k, s, s, None) for k, s in keyword.items()]
             ranked.sort(key=lambda r: (-r.score, r.pk))
             return ranked
+        # key -> (best z, best cosine): the semantic list, best first.
+        semantic: dict[int, tuple[float, float]] = {}
+        outside: dict[int, tuple[float, float]] = {}
+        # A query of filters only (cat:cs.CL) has no meaning to embed: keyword side alone.
+        if parsed.semantic_text.strip():
+            encoder, views = self._semantic_parts()
+            allowed = self._allowed(options.filters)
+            if allowed is None or allowed.size > 0:
+                vector = encoder.encode_queries([parsed.semantic_text])[0]
+                scorer = DenseScorer(views, vector, depth, allowed)
+                pool = scorer.listed()
+                if options.mode is SearchMode.HYBRID and (parsed.required or parsed.excluded):
+                    # Required terms, phrases and exclusions hold on both sides.
+                    pool &= keyword.keys()
+                scored = sorted(scorer.score(pool).items(), key=lambda kv: (-kv[1][0], kv[0]))
+                semantic = dict(scored[:depth])
+                if options.mode is SearchMode.HYBRID:
+                    # Keyword candidates the semantic list did not reach still have a
+                    # similarity to the query: use it, rather than the list's worst.
+                    outside = scorer.score(k for k in keyword if k not in semantic)
+        floor = options.semantic_floor
         if options.mode is SearchMode.SEMANTIC:
-            ranked = [RankedKey(k, s, None, s) for k, s in semantic.items()]
-            ranked.sort(key=lambda r: (-r.score, r.pk))
-            return [r for r in ranked if r.score >= options.semantic_floor]
+            return [RankedKey(k, z, None, c) for k, (z, c) in semantic.items() if c >= floor]
         fused = fuse(
             keyword,
-            semantic,
+            {k: z for k, (z, _) in semantic.items()},
             fusion=options.fusion,
             keyword_weight=options.keyword_weight,
             rrf_k=options.rrf_k,
+            semantic_outside={k: z for k, (z, _) in outside.items()},
+            keyword_complete=len(keyword) < depth,
         )
+        cosine = {k: c for k, (_, c) in (semantic | outside).items()}
         # A keyword match is evidence of relevance by itself; a paper found by meaning
         # alone must be close enough to the query to be worth showing.
-        floor = options.semantic_floor
         return [
-            r
-            for r in fused
-            if r.keyword_score is not None
-            or (r.semantic_score is not None and r.semantic_score >= floor)
+            RankedKey(k, s, keyword.get(k), cosine.get(k))
+            for k, s in fused
+            if k in keyword or cosine.get(k, -1.0) >= floor
         ]
-
-    def _similarities(self, vector: npt.NDArray[np.float32], keys: list[int]) -> dict[int, float]:
-        _, vectors = self._semantic_parts()
-        wanted = np.asarray(keys, dtype=np.int64)
-        present = wanted[vectors.contains(wanted)]
-        if present.size == 0:
-            return {}
-        scores = vectors.get(present) @ vector
-        return {int(k): float(s) for k, s in zip(present, scores, strict=True)}
 
     def search(self, text: str, options: SearchOptions | None = None) -> SearchResults:
         options = options or SearchOptions()
@@ -313,13 +430,18 @@ class SearchEngine:
             raise NotFoundError(f"no paper with id {paper_id!r}")
         if not self.semantic_available:
             raise PaperfeedError("similar papers need the embedding index: run 'paperfeed index'")
-        _, vectors = self._semantic_parts()
+        # The main view (the abstract) against its own index: what a paper is about.
+        vectors = self._semantic_parts()[1].primary
         key = np.asarray([pk], dtype=np.int64)
         if not vectors.contains(key)[0]:
             raise PaperfeedError(
                 f"paper {paper_id!r} is not embedded yet: run 'paperfeed index' to catch up"
             )
-        scores = self._semantic(vectors.get(key)[0], limit + 1, filters or SearchFilters())
+        allowed = self._allowed(filters or SearchFilters())
+        scores: dict[int, float] = {}
+        if allowed is None or allowed.size > 0:
+            hits = vectors.search(vectors.get(key)[0], limit + 1, allowed=allowed)
+            scores = {h.key: h.score for h in hits}
         scores.pop(pk, None)
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
         papers = self.store.papers_by_pk([k for k, _ in ranked])

@@ -217,9 +217,8 @@ def evaluate(
             raise PaperfeedError("the corpus could not be embedded")
         scores = []
         for mode in modes:
-            opts = replace(
-                base, mode=mode, limit=DEPTH, offset=0, candidates=DEPTH, semantic_floor=-1.0
-            )
+            # Each side keeps the default depth (its z statistics come from that list).
+            opts = replace(base, mode=mode, limit=DEPTH, offset=0, semantic_floor=-1.0)
             scores.append(
                 run_queries(
                     engine,

@@ -82,6 +82,26 @@ def title_and_abstract(title: str, abstract: str) -> str:
     return f"{title}{separator}{abstract}"
 
 
+TITLE_VIEW = "title"
+ABSTRACT_VIEW = "abstract"
+VIEWS = (TITLE_VIEW, ABSTRACT_VIEW)
+"""The texts a paper is embedded from, one vector each: search takes the best of them."""
+
+
+def document_views(title: str, abstract: str) -> dict[str, str]:
+    """The text of each view of a paper: its title, and its abstract (the title again when
+    it has none, so every paper has a vector in every view)."""
+    title = title.strip()
+    return {TITLE_VIEW: title, ABSTRACT_VIEW: abstract.strip() or title}
+
+
+def views_text(title: str, abstract: str) -> str:
+    """All the text the views are made from, as one string: what the store records (as a
+    hash) to know whether a paper must be embedded again."""
+    views = document_views(title, abstract)
+    return "\n".join(views[v] for v in VIEWS)
+
+
 class Encoder(ABC):
     """Turns texts into unit vectors; compare them with a dot product (cosine similarity).
 

@@ -8,7 +8,9 @@ keep answering through all of it and move to the new state atomically.
 
 So every few seconds (never per query) it looks at two cheap things: the store's active
 model setting and the generation number in the active index's ``index.json`` (a small
-file, rewritten last by every save: the commit point of a generation). A new generation of
+file, rewritten last by every save: the commit point of a generation). A model's papers
+have a vector per view (title, abstract), each view an index of its own; the abstract
+view is the one watched, because an update saves it after the others. A new generation of
 the same model is reopened on the spot (memory-mapped files: milliseconds). A new model
 needs its encoder loaded (seconds): that happens in a background thread while the old
 engine keeps answering, then one assignment switches every later query to the new engine.
@@ -196,11 +198,8 @@ class LiveSearch:
         encoder = self._engine.encoder
         if state.generation is None or not isinstance(encoder, Encoder):
             return self._open(state)
-        return SearchEngine(
-            self.store,
-            encoder=encoder,
-            vectors=semantic.open_index(self.settings, encoder, self.store),
-        )
+        views = semantic.open_views(self.settings, encoder, self.store)
+        return SearchEngine(self.store, encoder=encoder, views=semantic.paper_views(views))
 
     def _switch(self, state: IndexState) -> None:
         try:
