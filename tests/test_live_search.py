@@ -11,7 +11,7 @@ from paperfeed.errors import PaperfeedError
 from paperfeed.index import semantic
 from paperfeed.index.live import LiveSearch, ReembedResult
 from paperfeed.model import new_paper
-from paperfeed.search import SearchMode, SearchOptions
+from paperfeed.search import SearchEngine, SearchMode, SearchOptions
 from paperfeed.settings import Settings
 from paperfeed.store import IncomingRecord, Store
 
@@ -152,3 +152,26 @@ def test_keyword_only_mode_never_loads_a_model(store_settings: Settings, store: 
     assert not live.semantic_available
     hits = live.search("graph", SearchOptions(mode=SearchMode.KEYWORD)).hits
     assert [h.paper.title for h in hits] == ["Graph neural networks for molecules"]
+
+
+def test_a_prepared_engine_keeps_its_bare_encoder_for_reopening(
+    store_settings: Settings, store: Store
+) -> None:
+    add(store, "Graph neural networks for molecules")
+    semantic.activate(store, "fake")
+    semantic.build(store_settings, store)
+    wrapped: list[object] = []
+
+    def prepare(engine: SearchEngine) -> SearchEngine:
+        wrapped.append(engine.encoder)
+        return engine
+
+    live = LiveSearch(store_settings, store, check_every=0, prepare=prepare)
+    bare = live.current().encoder
+    add(store, "Speech recognition with language models")
+    semantic.build(store_settings, store)
+    assert found(live, "speech recognition")[0] == "Speech recognition with language models"
+    # Files (SQLite): a new generation is reopened, prepared again, with the same bare
+    # encoder (no model reload). PostgreSQL: vectors are read live, nothing to reopen.
+    assert len(wrapped) == (2 if store_settings.database_url is None else 1)
+    assert all(e is bare for e in wrapped)

@@ -121,9 +121,10 @@ def run_server(
 
     import uvicorn
 
-    from paperfeed.index import semantic
+    from paperfeed.index.live import LiveSearch
     from paperfeed.web import create_app
     from paperfeed.web.config import load_web_config
+    from paperfeed.web.context import with_query_cache
 
     check_port(host, port)
     use_semantic = semantic_installed() and not keyword_only
@@ -131,8 +132,10 @@ def run_server(
     if accounts is not None:
         web_config = dataclasses.replace(web_config, accounts=accounts)
 
-    def build_engine() -> SearchEngine:
-        return semantic.open_engine(settings, store, semantic=use_semantic)
+    def build_engine() -> LiveSearch:
+        # A long-running server follows new vectors (an ingest elsewhere) and model
+        # switches (`paperfeed index --model X`) without a restart.
+        return LiveSearch(settings, store, semantic_search=use_semantic, prepare=with_query_cache)
 
     services: list[Service] = []
     holder: list[Callable[[], SearchEngine]] = []

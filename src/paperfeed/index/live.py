@@ -66,11 +66,16 @@ class LiveSearch:
         *,
         semantic_search: bool = True,
         check_every: float = CHECK_EVERY_SECONDS,
+        prepare: Callable[[SearchEngine], SearchEngine] | None = None,
     ) -> None:
+        """``prepare`` is applied to every engine before it answers (the web app wraps the
+        query encoder in a cache there); reopening keeps the bare encoder underneath."""
         self.settings = settings
         self.store = store
         self.semantic_search = semantic_search
         self.check_every = check_every
+        self._prepare = prepare
+        self._encoder: Encoder | None = None
         self._lock = threading.Lock()
         self._loading: threading.Thread | None = None
         self._reembedding: threading.Thread | None = None
@@ -124,7 +129,7 @@ class LiveSearch:
                 same_model = (
                     state.model == self._state.model
                     and state.model_id == self._state.model_id
-                    and self._engine.encoder is not None
+                    and self._encoder is not None
                 )
                 if same_model:
                     # New vectors of the same model: reopening memory-mapped files is cheap.
@@ -189,26 +194,39 @@ class LiveSearch:
                 generation = IN_STORE
         return IndexState(model, model_id, generation)
 
-    def _open(self, state: IndexState) -> SearchEngine:
+    def _ready(self, engine: SearchEngine) -> SearchEngine:
+        return engine if self._prepare is None else self._prepare(engine)
+
+    def _build(self, state: IndexState) -> tuple[SearchEngine, Encoder | None]:
+        """A new engine for ``state`` and its bare encoder (None: keyword search only)."""
         if not self.semantic_search or state.generation is None:
-            return SearchEngine(self.store)
-        return semantic.open_engine(self.settings, self.store)
+            return SearchEngine(self.store), None
+        engine = semantic.open_engine(self.settings, self.store)
+        encoder = engine.encoder if isinstance(engine.encoder, Encoder) else None
+        return self._ready(engine), encoder
+
+    def _open(self, state: IndexState) -> SearchEngine:
+        engine, self._encoder = self._build(state)
+        return engine
 
     def _reopen(self, state: IndexState) -> SearchEngine:
-        encoder = self._engine.encoder
-        if state.generation is None or not isinstance(encoder, Encoder):
+        encoder = self._encoder
+        if state.generation is None or encoder is None:
             return self._open(state)
         views = semantic.open_views(self.settings, encoder, self.store)
-        return SearchEngine(self.store, encoder=encoder, views=semantic.paper_views(views))
+        return self._ready(
+            SearchEngine(self.store, encoder=encoder, views=semantic.paper_views(views))
+        )
 
     def _switch(self, state: IndexState) -> None:
         try:
-            engine = self._open(state)
+            engine, encoder = self._build(state)
         except Exception:  # the old engine keeps answering; the next check retries
             log.exception("could not open the search index of model %s", state.model)
             return
         with self._lock:
             self._engine = engine
+            self._encoder = encoder
             self._state = state
 
     def _reembed(

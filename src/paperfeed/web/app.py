@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paperfeed import __version__
+from paperfeed.index.live import LiveSearch
 from paperfeed.search import SearchEngine
 from paperfeed.settings import Settings
 from paperfeed.store import Store
@@ -95,7 +96,7 @@ class Admission:
 def create_app(
     settings: Settings,
     store: Store,
-    engine: SearchEngine | Callable[[], SearchEngine] | None = None,
+    engine: SearchEngine | Callable[[], SearchEngine | LiveSearch] | None = None,
     *,
     site_name: str = "paperfeed",
     warm_up: bool = True,
@@ -105,9 +106,10 @@ def create_app(
 ) -> FastAPI:
     """The web app over one store.
 
-    ``engine`` is a ready :class:`SearchEngine`, or a function building one (called once,
-    in a background thread at startup when ``warm_up``, else on first use), or None for
-    keyword search only. ``concurrency`` is how many requests are worked on at once
+    ``engine`` is a ready :class:`SearchEngine`, or a function building one — or building
+    a :class:`~paperfeed.index.live.LiveSearch`, which then follows new vectors and model
+    switches (what ``serve`` does) — called once, in a background thread at startup when
+    ``warm_up``, else on first use; or None for keyword search only. ``concurrency`` is how many requests are worked on at once
     (default: the number of CPUs). ``web_config`` says whether people have accounts
     (default: single-user mode). ``services`` are started with the app and stopped, in
     reverse order, when it shuts down. The caller owns the store and closes it.

@@ -16,6 +16,7 @@ from fastapi import Request
 from starlette.templating import Jinja2Templates
 
 from paperfeed.errors import PaperfeedError
+from paperfeed.index.live import LiveSearch
 from paperfeed.search import QueryEncoder, SearchEngine
 from paperfeed.settings import Settings
 from paperfeed.store import Store
@@ -79,12 +80,14 @@ class EngineProvider:
     def __init__(
         self,
         store: Store,
-        factory: Callable[[], SearchEngine] | SearchEngine | None = None,
+        factory: Callable[[], SearchEngine | LiveSearch] | SearchEngine | None = None,
     ) -> None:
         self._store = store
         self._lock = threading.Lock()
         self._engine: SearchEngine | None = None
-        self._factory: Callable[[], SearchEngine] | None = None
+        # A LiveSearch (what `serve` builds) follows new vectors and model switches.
+        self._live: LiveSearch | None = None
+        self._factory: Callable[[], SearchEngine | LiveSearch] | None = None
         self.note: str | None = None
         if isinstance(factory, SearchEngine):
             self._engine = with_query_cache(factory)
@@ -98,14 +101,23 @@ class EngineProvider:
         return self._engine is not None
 
     def get(self) -> SearchEngine:
+        live = self._live
+        if live is not None:
+            return live.current()
         engine = self._engine
         if engine is not None:
             return engine
         with self._lock:
+            if self._live is not None:
+                return self._live.current()
             if self._engine is None:
                 assert self._factory is not None
                 try:
-                    self._engine = with_query_cache(self._factory())
+                    built = self._factory()
+                    if isinstance(built, LiveSearch):
+                        self._live = built
+                        return built.current()
+                    self._engine = with_query_cache(built)
                 except PaperfeedError as exc:
                     log.warning("search by meaning is off: %s", exc)
                     self.note = f"Search by meaning is off: {exc}"
