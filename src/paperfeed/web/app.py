@@ -109,10 +109,11 @@ def create_app(
     ``engine`` is a ready :class:`SearchEngine`, or a function building one — or building
     a :class:`~paperfeed.index.live.LiveSearch`, which then follows new vectors and model
     switches (what ``serve`` does) — called once, in a background thread at startup when
-    ``warm_up``, else on first use; or None for keyword search only. ``concurrency`` is how many requests are worked on at once
-    (default: the number of CPUs). ``web_config`` says whether people have accounts
-    (default: single-user mode). ``services`` are started with the app and stopped, in
-    reverse order, when it shuts down. The caller owns the store and closes it.
+    ``warm_up``, else on first use; or None for keyword search only. ``concurrency`` is
+    how many requests are worked on at once (default: the number of CPUs).
+    ``web_config`` says whether people have accounts (default: single-user mode).
+    ``services`` are started with the app and stopped, in reverse order, when it shuts
+    down. The caller owns the store and closes it.
     """
     config = web_config or WebConfig()
     engines = EngineProvider(store, engine)
