@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import click
+from rich.console import Console
 from rich.markup import escape
 from rich.progress import TaskID
 from rich.table import Table
@@ -165,6 +166,8 @@ def bench(
 
 
 def print_report(report: BenchReport) -> None:
+    # Piped output is not cut to 80 columns: the tables are wider than that.
+    console = out if out.is_terminal else Console(highlight=False, soft_wrap=True, width=170)
     out.print(
         f"[bold]model[/bold] {escape(report.model_id)} ({escape(report.model)}); "
         f"vector index {report.index_kind}; threads {report.threads}"
@@ -200,7 +203,7 @@ def print_report(report: BenchReport) -> None:
                 "" if m.recall_at_k is None else f"{m.recall_at_k:.4f} (k={m.k})",
                 str(lat.queries),
             )
-    out.print(table, width=_width())
+    console.print(table)
     build = Table(
         "papers",
         "store s",
@@ -232,7 +235,7 @@ def print_report(report: BenchReport) -> None:
             f"{mem.anon_mb:.0f}",
             f"{mem.file_mb:.0f}",
         )
-    out.print(build, width=_width())
+    console.print(build)
     if report.embedding is not None:
         e = report.embedding
         line = (
@@ -250,8 +253,3 @@ def print_report(report: BenchReport) -> None:
             mark = "[green]met[/green]" if t.met else "[red]missed[/red]"
             out.print(f"target at {size.size:,}: {t.name} {t.value:.3f} ({t.limit}): {mark}")
     out.print(f"[dim]work dir: {escape(report.work_dir)}[/dim]")
-
-
-def _width() -> int | None:
-    # Piped output is not cut to 80 columns: the tables are wider than that.
-    return None if out.is_terminal else 160
