@@ -260,6 +260,8 @@ def test_dense_score_is_the_best_view_z_with_each_views_own_list(settings: Setti
     assert scores[1] == pytest.approx((1.0, 1.0), abs=1e-5)
     assert scores[2] == pytest.approx((-1.0, 0.8), abs=1e-5)
     assert scores[3] == pytest.approx((1.0, 1.0), abs=1e-5)
+    # The floor judges the mean cosine over the views.
+    assert scorer.floor_cosine == pytest.approx({1: 0.5, 2: 0.7, 3: 0.5}, abs=1e-5)
 
 
 def test_document_views_and_the_text_they_are_hashed_from() -> None:
@@ -340,8 +342,9 @@ def test_semantic_score_is_the_closest_views_cosine(engine: SearchEngine) -> Non
     # The query is the paper's title: its title view is (up to float16) the same vector.
     assert hits.pop(title) == pytest.approx(1.0, abs=2e-3)
     assert all(score is not None and score < 0.9 for score in hits.values())
-    # The floor holds for that cosine: no other paper is anywhere near as close.
-    close = engine.search(title, SearchOptions(mode=SearchMode.SEMANTIC, semantic_floor=0.99))
+    # The floor judges the mean cosine over the views: the paper whose title is the query
+    # (title view 1.0) passes a high floor that no other paper reaches.
+    close = engine.search(title, SearchOptions(mode=SearchMode.SEMANTIC, semantic_floor=0.5))
     assert [h.paper.title for h in close.hits] == [title]
     # In hybrid mode a keyword match is kept whatever its similarity.
     hybrid = engine.search("diffusion", SearchOptions(semantic_floor=0.99))

@@ -253,26 +253,32 @@ class DenseScorer:
         allowed: npt.NDArray[np.int64] | None,
     ) -> None:
         self.query = query
-        self._views: list[tuple[VectorSearcher, dict[int, float], ZScale]] = []
-        for index in views.indexes.values():
+        self.floor_cosine: dict[int, float] = {}
+        self._views: list[tuple[VectorSearcher, dict[int, float], ZScale, bool]] = []
+        for name, index in views.indexes.items():
             if len(index) == 0:  # a view not built yet counts for nothing
                 continue
             cosines = {h.key: h.score for h in index.search(query, depth, allowed=allowed)}
-            self._views.append((index, cosines, ZScale.of(cosines.values())))
+            self._views.append((index, cosines, ZScale.of(cosines.values()), name == views.main))
 
     def listed(self) -> set[int]:
         """Every paper on some view's top list."""
         keys: set[int] = set()
-        for _, cosines, _ in self._views:
+        for _, cosines, _, _ in self._views:
             keys.update(cosines)
         return keys
 
     def score(self, keys: Iterable[int]) -> dict[int, tuple[float, float]]:
         """key -> (best z over the views, best cosine over the views); papers no view has
-        a vector for are left out."""
+        a vector for are left out. Also records in :attr:`floor_cosine` each paper's mean
+        cosine over its views: the relevance floor judges that, because a title is a few
+        words and short texts sit closer to anything (a nonsense query reaches 0.24 against
+        some titles of the sample), while a paper whose title is the query still passes."""
         wanted = list(dict.fromkeys(keys))
         best: dict[int, tuple[float, float]] = {}
-        for index, cosines, scale in self._views:
+        sums: dict[int, float] = {}
+        counts: dict[int, int] = {}
+        for index, cosines, scale, _main in self._views:
             known = {k: cosines[k] for k in wanted if k in cosines}
             missing = np.asarray([k for k in wanted if k not in cosines], dtype=np.int64)
             if missing.size:
@@ -284,6 +290,9 @@ class DenseScorer:
                 z = scale.z(cosine)
                 old = best.get(key)
                 best[key] = (z, cosine) if old is None else (max(old[0], z), max(old[1], cosine))
+                sums[key] = sums.get(key, 0.0) + cosine
+                counts[key] = counts.get(key, 0) + 1
+        self.floor_cosine.update((k, sums[k] / counts[k]) for k in sums)
         return best
 
 
@@ -349,6 +358,7 @@ class SearchEngine:
         # key -> (best z, best cosine): the semantic list, best first.
         semantic: dict[int, tuple[float, float]] = {}
         outside: dict[int, tuple[float, float]] = {}
+        floor_cosine: dict[int, float] = {}
         # A query of filters only (cat:cs.CL) has no meaning to embed: keyword side alone.
         if parsed.semantic_text.strip():
             encoder, views = self._semantic_parts()
@@ -366,9 +376,14 @@ class SearchEngine:
                     # Keyword candidates the semantic list did not reach still have a
                     # similarity to the query: use it, rather than the list's worst.
                     outside = scorer.score(k for k in keyword if k not in semantic)
+                floor_cosine = scorer.floor_cosine
         floor = options.semantic_floor
+
+        def passes(key: int) -> bool:
+            return floor_cosine.get(key, -1.0) >= floor
+
         if options.mode is SearchMode.SEMANTIC:
-            return [RankedKey(k, z, None, c) for k, (z, c) in semantic.items() if c >= floor]
+            return [RankedKey(k, z, None, c) for k, (z, c) in semantic.items() if passes(k)]
         fused = fuse(
             keyword,
             {k: z for k, (z, _) in semantic.items()},
@@ -384,7 +399,7 @@ class SearchEngine:
         return [
             RankedKey(k, s, keyword.get(k), cosine.get(k))
             for k, s in fused
-            if k in keyword or cosine.get(k, -1.0) >= floor
+            if k in keyword or passes(k)
         ]
 
     def search(self, text: str, options: SearchOptions | None = None) -> SearchResults:
