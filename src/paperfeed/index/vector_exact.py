@@ -11,6 +11,7 @@ files, then commits them by replacing ``index.json``.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import errno
 import fcntl
@@ -420,11 +421,13 @@ class MatrixIndex(VectorIndex, Generic[S]):
         return {}
 
     @classmethod
+    @abc.abstractmethod
     def _new_state(cls, rows: Rows, meta: IndexMeta, directory: Path) -> S:
-        raise NotImplementedError
+        """The in-memory state of this kind over freshly opened or created rows."""
 
+    @abc.abstractmethod
     def _derive(self, state: S, rows: Rows, tombstoned: Keys, added: npt.NDArray[Any]) -> S:
-        raise NotImplementedError
+        """The state after rows were added (``added``) or removed (``tombstoned``)."""
 
     def _save_extra(self, state: S, generation: int, final_rows: int, compacting: bool) -> Extra:
         """Write whatever else this kind keeps, before the matrix files are written."""
