@@ -28,6 +28,13 @@ from paperfeed.model import (
     User,
 )
 from paperfeed.store.accounts import AccountStore
+from paperfeed.store.rows import (
+    api_token_from_row,
+    collection_from_row,
+    run_from_row,
+    subscription_from_row,
+    user_from_row,
+)
 
 _USER = "id, username, email, is_admin, created_at"
 _U_USER = ", ".join("u." + c for c in _USER.split(", "))
@@ -60,65 +67,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _dt(value: dt.datetime | None) -> dt.datetime | None:
-    return None if value is None else value.astimezone(dt.UTC)
-
-
-def _user(row: Sequence[Any]) -> User:
-    return User(
-        id=int(row[0]),
-        username=row[1],
-        email=row[2],
-        is_admin=bool(row[3]),
-        created_at=row[4].astimezone(dt.UTC),
-    )
-
-
-def _contents(doc: dict[str, Any]) -> SubscriptionContents:
-    return SubscriptionContents(
-        trending=bool(doc.get("trending", True)),
-        for_you=bool(doc.get("for_you", True)),
-        searches=tuple(doc.get("searches", ())),
-        authors=tuple(doc.get("authors", ())),
-        categories=tuple(doc.get("categories", ())),
-    )
-
-
-def _subscription(row: Sequence[Any]) -> Subscription:
-    return Subscription(
-        id=int(row[0]),
-        user_id=None if row[1] is None else int(row[1]),
-        email=row[2],
-        frequency=row[3],
-        contents=_contents(row[4]),
-        max_items=row[5],
-        created_at=row[6].astimezone(dt.UTC),
-        confirmed_at=_dt(row[7]),
-        unsubscribed_at=_dt(row[8]),
-    )
-
-
-def _run(row: Sequence[Any]) -> DigestRun:
-    return DigestRun(
-        id=int(row[0]),
-        subscription_id=int(row[1]),
-        period=row[2],
-        status=row[3],
-        attempts=row[4],
-        message_id=row[5],
-        items=row[6],
-        last_error=row[7],
-        next_attempt_at=_dt(row[8]),
-        sent_at=_dt(row[9]),
-    )
-
-
-def _collection(row: Sequence[Any]) -> Collection:
-    return Collection(
-        int(row[0]), int(row[1]), row[2], bool(row[3]), row[4].astimezone(dt.UTC), int(row[5])
-    )
-
-
 class PostgresAccounts(AccountStore):
     # Provided by PostgresStore.
     _conn: Callable[[], AbstractContextManager[psycopg.Connection[Any]]]
@@ -148,12 +96,12 @@ class PostgresAccounts(AccountStore):
                 what = "username" if "username" in name else "e-mail address"
                 raise PaperfeedError(f"that {what} is already taken") from None
         assert row is not None
-        return _user(row)
+        return user_from_row(row)
 
     def get_user(self, user_id: int) -> User | None:
         with self._conn() as conn:
             row = conn.execute(f"SELECT {_USER} FROM users WHERE id = %s", (user_id,)).fetchone()
-        return None if row is None else _user(row)
+        return None if row is None else user_from_row(row)
 
     def user_credentials(self, login: str) -> tuple[User, str] | None:
         with self._conn() as conn:
@@ -163,7 +111,7 @@ class PostgresAccounts(AccountStore):
                 "ORDER BY lower(username) = lower(%s) DESC LIMIT 1",
                 (login, login, login),
             ).fetchone()
-        return None if row is None else (_user(row), str(row[5]))
+        return None if row is None else (user_from_row(row), str(row[5]))
 
     def set_password_hash(self, user_id: int, password_hash: str) -> None:
         with self._conn() as conn:
@@ -182,7 +130,7 @@ class PostgresAccounts(AccountStore):
     def list_users(self) -> list[User]:
         with self._conn() as conn:
             rows = conn.execute(f"SELECT {_USER} FROM users ORDER BY id").fetchall()
-        return [_user(r) for r in rows]
+        return [user_from_row(r) for r in rows]
 
     def count_users(self) -> int:
         with self._conn() as conn:
@@ -209,7 +157,7 @@ class PostgresAccounts(AccountStore):
                 "WHERE s.token_hash = %s AND s.expires_at > %s",
                 (token_hash, _ts(now)),
             ).fetchone()
-        return None if row is None else _user(row)
+        return None if row is None else user_from_row(row)
 
     def delete_session(self, token_hash: str) -> None:
         with self._conn() as conn:
@@ -237,7 +185,7 @@ class PostgresAccounts(AccountStore):
                 f"WHERE u.id = t.user_id AND t.token_hash = %s RETURNING {_U_USER}",
                 (_ts(now), token_hash),
             ).fetchone()
-        return None if row is None else _user(row)
+        return None if row is None else user_from_row(row)
 
     def api_tokens(self, user_id: int) -> list[ApiToken]:
         with self._conn() as conn:
@@ -246,7 +194,7 @@ class PostgresAccounts(AccountStore):
                 "WHERE user_id = %s ORDER BY id",
                 (user_id,),
             ).fetchall()
-        return [ApiToken(int(r[0]), int(r[1]), r[2], _ts(r[3]), _dt(r[4])) for r in rows]
+        return [api_token_from_row(r) for r in rows]
 
     def delete_api_token(self, user_id: int, token_id: int) -> bool:
         with self._conn() as conn:
@@ -330,19 +278,19 @@ class PostgresAccounts(AccountStore):
             assert row is not None
             found = conn.execute(_COLLECTION + "WHERE c.id = %s", (row[0],)).fetchone()
         assert found is not None
-        return _collection(found)
+        return collection_from_row(found)
 
     def get_collection(self, collection_id: int) -> Collection | None:
         with self._conn() as conn:
             row = conn.execute(_COLLECTION + "WHERE c.id = %s", (collection_id,)).fetchone()
-        return None if row is None else _collection(row)
+        return None if row is None else collection_from_row(row)
 
     def collections(self, user_id: int) -> list[Collection]:
         with self._conn() as conn:
             rows = conn.execute(
                 _COLLECTION + "WHERE c.user_id = %s ORDER BY lower(c.name), c.id", (user_id,)
             ).fetchall()
-        return [_collection(r) for r in rows]
+        return [collection_from_row(r) for r in rows]
 
     def update_collection(
         self, collection_id: int, *, name: str | None = None, is_public: bool | None = None
@@ -364,7 +312,7 @@ class PostgresAccounts(AccountStore):
             row = conn.execute(_COLLECTION + "WHERE c.id = %s", (collection_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no collection {collection_id}")
-        return _collection(row)
+        return collection_from_row(row)
 
     def delete_collection(self, collection_id: int) -> bool:
         with self._conn() as conn:
@@ -442,14 +390,14 @@ class PostgresAccounts(AccountStore):
             except psycopg.errors.UniqueViolation:
                 raise PaperfeedError(f"{email} is already subscribed") from None
         assert row is not None
-        return _subscription(row)
+        return subscription_from_row(row)
 
     def get_subscription(self, subscription_id: int) -> Subscription | None:
         with self._conn() as conn:
             row = conn.execute(
                 f"SELECT {_SUBSCRIPTION} FROM subscriptions WHERE id = %s", (subscription_id,)
             ).fetchone()
-        return None if row is None else _subscription(row)
+        return None if row is None else subscription_from_row(row)
 
     def subscription_by_email(self, email: str) -> Subscription | None:
         with self._conn() as conn:
@@ -457,7 +405,7 @@ class PostgresAccounts(AccountStore):
                 f"SELECT {_SUBSCRIPTION} FROM subscriptions WHERE lower(email) = lower(%s)",
                 (email,),
             ).fetchone()
-        return None if row is None else _subscription(row)
+        return None if row is None else subscription_from_row(row)
 
     def user_subscriptions(self, user_id: int) -> list[Subscription]:
         with self._conn() as conn:
@@ -465,7 +413,7 @@ class PostgresAccounts(AccountStore):
                 f"SELECT {_SUBSCRIPTION} FROM subscriptions WHERE user_id = %s ORDER BY id",
                 (user_id,),
             ).fetchall()
-        return [_subscription(r) for r in rows]
+        return [subscription_from_row(r) for r in rows]
 
     def update_subscription(
         self,
@@ -503,7 +451,7 @@ class PostgresAccounts(AccountStore):
             ).fetchone()
         if row is None:
             raise NotFoundError(f"no subscription {subscription_id}")
-        return _subscription(row)
+        return subscription_from_row(row)
 
     def delete_subscription(self, subscription_id: int) -> bool:
         with self._conn() as conn:
@@ -513,7 +461,7 @@ class PostgresAccounts(AccountStore):
     def list_subscriptions(self) -> list[Subscription]:
         with self._conn() as conn:
             rows = conn.execute(f"SELECT {_SUBSCRIPTION} FROM subscriptions ORDER BY id").fetchall()
-        return [_subscription(r) for r in rows]
+        return [subscription_from_row(r) for r in rows]
 
     def active_subscriptions(self, frequency: str | None = None) -> list[Subscription]:
         text = (
@@ -526,7 +474,7 @@ class PostgresAccounts(AccountStore):
             params = (frequency,)
         with self._conn() as conn:
             rows = conn.execute(text + " ORDER BY id", params).fetchall()
-        return [_subscription(r) for r in rows]
+        return [subscription_from_row(r) for r in rows]
 
     # -- the digest ledger ----------------------------------------------------------------
     @staticmethod
@@ -534,7 +482,7 @@ class PostgresAccounts(AccountStore):
         row = conn.execute(f"SELECT {_RUN} FROM digest_runs WHERE id = %s", (run_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no digest run {run_id}")
-        return _run(row)
+        return run_from_row(row)
 
     def claim_digest_run(self, subscription_id: int, period: str, message_id: str) -> DigestRun:
         with self._conn() as conn, conn.transaction():
@@ -549,7 +497,7 @@ class PostgresAccounts(AccountStore):
                 (subscription_id, period),
             ).fetchone()
         assert row is not None
-        return _run(row)
+        return run_from_row(row)
 
     def mark_digest_sending(self, run_id: int, items: int) -> DigestRun:
         with self._conn() as conn, conn.transaction():
@@ -593,4 +541,4 @@ class PostgresAccounts(AccountStore):
             params.append(period)
         with self._conn() as conn:
             rows = conn.execute(text + " ORDER BY id", params).fetchall()
-        return [_run(r) for r in rows]
+        return [run_from_row(r) for r in rows]

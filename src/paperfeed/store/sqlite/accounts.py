@@ -10,10 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Sequence
 
 from paperfeed.errors import NotFoundError, PaperfeedError
 from paperfeed.model import (
@@ -21,12 +18,19 @@ from paperfeed.model import (
     Collection,
     CollectionItem,
     DigestRun,
-    Paper,
     Subscription,
     SubscriptionContents,
     User,
 )
 from paperfeed.store.accounts import AccountStore
+from paperfeed.store.rows import (
+    api_token_from_row,
+    collection_from_row,
+    run_from_row,
+    subscription_from_row,
+    user_from_row,
+)
+from paperfeed.store.sqlite.connections import SQLiteConnections
 
 _USER = "id, username, email, is_admin, created_at"
 _SUBSCRIPTION = (
@@ -48,81 +52,7 @@ def _now() -> str:
     return _ts(dt.datetime.now(dt.UTC))
 
 
-def _dt(value: str | None) -> dt.datetime | None:
-    return None if value is None else dt.datetime.fromisoformat(value)
-
-
-def _user(row: Sequence[Any]) -> User:
-    return User(
-        id=row[0],
-        username=row[1],
-        email=row[2],
-        is_admin=bool(row[3]),
-        created_at=dt.datetime.fromisoformat(row[4]),
-    )
-
-
-def _contents(text: str) -> SubscriptionContents:
-    doc = json.loads(text)
-    return SubscriptionContents(
-        trending=bool(doc.get("trending", True)),
-        for_you=bool(doc.get("for_you", True)),
-        searches=tuple(doc.get("searches", ())),
-        authors=tuple(doc.get("authors", ())),
-        categories=tuple(doc.get("categories", ())),
-    )
-
-
-def _subscription(row: Sequence[Any]) -> Subscription:
-    return Subscription(
-        id=row[0],
-        user_id=row[1],
-        email=row[2],
-        frequency=row[3],
-        contents=_contents(row[4]),
-        max_items=row[5],
-        created_at=dt.datetime.fromisoformat(row[6]),
-        confirmed_at=_dt(row[7]),
-        unsubscribed_at=_dt(row[8]),
-    )
-
-
-def _run(row: Sequence[Any]) -> DigestRun:
-    return DigestRun(
-        id=row[0],
-        subscription_id=row[1],
-        period=row[2],
-        status=row[3],
-        attempts=row[4],
-        message_id=row[5],
-        items=row[6],
-        last_error=row[7],
-        next_attempt_at=_dt(row[8]),
-        sent_at=_dt(row[9]),
-    )
-
-
-class SQLiteAccounts(AccountStore):
-    # Provided by SQLiteStore.
-    _lock: threading.RLock
-    _writer: sqlite3.Connection
-    _reader: Callable[[], sqlite3.Connection]
-    _resolve_pk: Callable[[sqlite3.Connection, str], int | None]
-    _rows_to_papers: Callable[[sqlite3.Connection, Sequence[Any]], list[Paper]]
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-
+class SQLiteAccounts(SQLiteConnections, AccountStore):
     def _paper_pk(self, conn: sqlite3.Connection, paper_id: str) -> int:
         pk = self._resolve_pk(conn, paper_id)
         if pk is None:
@@ -148,12 +78,12 @@ class SQLiteAccounts(AccountStore):
                 (username, email, password_hash, int(is_admin), _now()),
             )
             row = conn.execute(f"SELECT {_USER} FROM users WHERE id = ?", (cur.lastrowid,))
-            return _user(row.fetchone())
+            return user_from_row(row.fetchone())
 
     def get_user(self, user_id: int) -> User | None:
         row = self._reader().execute(f"SELECT {_USER} FROM users WHERE id = ?", (user_id,))
         found = row.fetchone()
-        return None if found is None else _user(found)
+        return None if found is None else user_from_row(found)
 
     def user_credentials(self, login: str) -> tuple[User, str] | None:
         row = (
@@ -166,7 +96,7 @@ class SQLiteAccounts(AccountStore):
             )
             .fetchone()
         )
-        return None if row is None else (_user(row), str(row[5]))
+        return None if row is None else (user_from_row(row), str(row[5]))
 
     def set_password_hash(self, user_id: int, password_hash: str) -> None:
         with self._tx() as conn:
@@ -184,7 +114,7 @@ class SQLiteAccounts(AccountStore):
 
     def list_users(self) -> list[User]:
         rows = self._reader().execute(f"SELECT {_USER} FROM users ORDER BY id").fetchall()
-        return [_user(r) for r in rows]
+        return [user_from_row(r) for r in rows]
 
     def count_users(self) -> int:
         return int(self._reader().execute("SELECT COUNT(*) FROM users").fetchone()[0])
@@ -212,7 +142,7 @@ class SQLiteAccounts(AccountStore):
             )
             .fetchone()
         )
-        return None if row is None else _user(row)
+        return None if row is None else user_from_row(row)
 
     def delete_session(self, token_hash: str) -> None:
         with self._tx() as conn:
@@ -247,7 +177,7 @@ class SQLiteAccounts(AccountStore):
             return None
         with self._tx() as conn:
             conn.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (_ts(now), row[5]))
-        return _user(row)
+        return user_from_row(row)
 
     def api_tokens(self, user_id: int) -> list[ApiToken]:
         rows = self._reader().execute(
@@ -255,9 +185,7 @@ class SQLiteAccounts(AccountStore):
             "WHERE user_id = ? ORDER BY id",
             (user_id,),
         )
-        return [
-            ApiToken(r[0], r[1], r[2], dt.datetime.fromisoformat(r[3]), _dt(r[4])) for r in rows
-        ]
+        return [api_token_from_row(r) for r in rows]
 
     def delete_api_token(self, user_id: int, token_id: int) -> bool:
         with self._tx() as conn:
@@ -331,12 +259,6 @@ class SQLiteAccounts(AccountStore):
         "FROM collections c "
     )
 
-    @staticmethod
-    def _collection(row: Sequence[Any]) -> Collection:
-        return Collection(
-            row[0], row[1], row[2], bool(row[3]), dt.datetime.fromisoformat(row[4]), row[5]
-        )
-
     def create_collection(self, user_id: int, name: str, *, is_public: bool = False) -> Collection:
         with self._tx() as conn:
             try:
@@ -348,19 +270,19 @@ class SQLiteAccounts(AccountStore):
             except sqlite3.IntegrityError:
                 raise PaperfeedError(f"you already have a collection named {name!r}") from None
             row = conn.execute(self._COLLECTION + "WHERE c.id = ?", (cur.lastrowid,)).fetchone()
-            return self._collection(row)
+            return collection_from_row(row)
 
     def get_collection(self, collection_id: int) -> Collection | None:
         row = self._reader().execute(self._COLLECTION + "WHERE c.id = ?", (collection_id,))
         found = row.fetchone()
-        return None if found is None else self._collection(found)
+        return None if found is None else collection_from_row(found)
 
     def collections(self, user_id: int) -> list[Collection]:
         rows = self._reader().execute(
             self._COLLECTION + "WHERE c.user_id = ? ORDER BY c.name COLLATE NOCASE, c.id",
             (user_id,),
         )
-        return [self._collection(r) for r in rows]
+        return [collection_from_row(r) for r in rows]
 
     def update_collection(
         self, collection_id: int, *, name: str | None = None, is_public: bool | None = None
@@ -381,7 +303,7 @@ class SQLiteAccounts(AccountStore):
             row = conn.execute(self._COLLECTION + "WHERE c.id = ?", (collection_id,)).fetchone()
             if row is None:
                 raise NotFoundError(f"no collection {collection_id}")
-            return self._collection(row)
+            return collection_from_row(row)
 
     def delete_collection(self, collection_id: int) -> bool:
         with self._tx() as conn:
@@ -458,27 +380,27 @@ class SQLiteAccounts(AccountStore):
             row = conn.execute(
                 f"SELECT {_SUBSCRIPTION} FROM subscriptions WHERE id = ?", (cur.lastrowid,)
             ).fetchone()
-            return _subscription(row)
+            return subscription_from_row(row)
 
     def get_subscription(self, subscription_id: int) -> Subscription | None:
         row = self._reader().execute(
             f"SELECT {_SUBSCRIPTION} FROM subscriptions WHERE id = ?", (subscription_id,)
         )
         found = row.fetchone()
-        return None if found is None else _subscription(found)
+        return None if found is None else subscription_from_row(found)
 
     def subscription_by_email(self, email: str) -> Subscription | None:
         row = self._reader().execute(
             f"SELECT {_SUBSCRIPTION} FROM subscriptions WHERE email = ? COLLATE NOCASE", (email,)
         )
         found = row.fetchone()
-        return None if found is None else _subscription(found)
+        return None if found is None else subscription_from_row(found)
 
     def user_subscriptions(self, user_id: int) -> list[Subscription]:
         rows = self._reader().execute(
             f"SELECT {_SUBSCRIPTION} FROM subscriptions WHERE user_id = ? ORDER BY id", (user_id,)
         )
-        return [_subscription(r) for r in rows]
+        return [subscription_from_row(r) for r in rows]
 
     def update_subscription(
         self,
@@ -514,7 +436,7 @@ class SQLiteAccounts(AccountStore):
             ).fetchone()
             if row is None:
                 raise NotFoundError(f"no subscription {subscription_id}")
-            return _subscription(row)
+            return subscription_from_row(row)
 
     def delete_subscription(self, subscription_id: int) -> bool:
         with self._tx() as conn:
@@ -523,7 +445,7 @@ class SQLiteAccounts(AccountStore):
 
     def list_subscriptions(self) -> list[Subscription]:
         rows = self._reader().execute(f"SELECT {_SUBSCRIPTION} FROM subscriptions ORDER BY id")
-        return [_subscription(r) for r in rows]
+        return [subscription_from_row(r) for r in rows]
 
     def active_subscriptions(self, frequency: str | None = None) -> list[Subscription]:
         sql = (
@@ -535,14 +457,14 @@ class SQLiteAccounts(AccountStore):
             sql += " AND frequency = ?"
             params = (frequency,)
         rows = self._reader().execute(sql + " ORDER BY id", params)
-        return [_subscription(r) for r in rows]
+        return [subscription_from_row(r) for r in rows]
 
     # -- the digest ledger ----------------------------------------------------------------
     def _get_run(self, conn: sqlite3.Connection, run_id: int) -> DigestRun:
         row = conn.execute(f"SELECT {_RUN} FROM digest_runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no digest run {run_id}")
-        return _run(row)
+        return run_from_row(row)
 
     def claim_digest_run(self, subscription_id: int, period: str, message_id: str) -> DigestRun:
         with self._tx() as conn:
@@ -556,7 +478,7 @@ class SQLiteAccounts(AccountStore):
                 f"SELECT {_RUN} FROM digest_runs WHERE subscription_id = ? AND period = ?",
                 (subscription_id, period),
             ).fetchone()
-            return _run(row)
+            return run_from_row(row)
 
     def mark_digest_sending(self, run_id: int, items: int) -> DigestRun:
         with self._tx() as conn:
@@ -599,4 +521,4 @@ class SQLiteAccounts(AccountStore):
             sql += " AND period = ?"
             params.append(period)
         rows = self._reader().execute(sql + " ORDER BY id", params)
-        return [_run(r) for r in rows]
+        return [run_from_row(r) for r in rows]

@@ -10,9 +10,7 @@ import datetime as dt
 import io
 import json
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +27,7 @@ from paperfeed.store.recommend import (
     StoredTopic,
     TrainingJob,
 )
+from paperfeed.store.sqlite.connections import SQLiteConnections
 
 _TOPIC = "id, key, name, description, grp, owner_id, threshold"
 _MODEL = "user_id, tag, kind, encoder_model_id, weights, bias, version, trained_at, metadata"
@@ -75,31 +74,12 @@ def _model(row: Sequence[Any]) -> StoredModel:
     )
 
 
-class SQLiteRecommend(RecommendStore):
-    # Provided by SQLiteStore.
-    _lock: threading.RLock
-    _writer: sqlite3.Connection
-    _reader: Callable[[], sqlite3.Connection]
-    _resolve_pk: Callable[[sqlite3.Connection, str], int | None]
-
-    @contextmanager
-    def _rec_tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-
+class SQLiteRecommend(SQLiteConnections, RecommendStore):
     # -- feedback -----------------------------------------------------------------------
     def set_feedback(self, user_id: int, paper_id: str, tag: str, label: int | None) -> None:
         if label not in (1, -1, None):
             raise ValueError(f"label must be 1, -1 or None, not {label!r}")
-        with self._rec_tx() as conn:
+        with self._tx() as conn:
             pk = self._resolve_pk(conn, paper_id)
             if pk is None:
                 raise NotFoundError(f"no paper with id {paper_id!r}")
@@ -130,7 +110,7 @@ class SQLiteRecommend(RecommendStore):
         )
 
     def queue_training(self, user_id: int, tag: str) -> None:
-        with self._rec_tx() as conn:
+        with self._tx() as conn:
             self._bump(conn, user_id, tag)
 
     def feedback(self, user_id: int, tag: str | None = None) -> list[FeedbackItem]:
@@ -176,7 +156,7 @@ class SQLiteRecommend(RecommendStore):
         )
 
     def save_model(self, model: StoredModel) -> None:
-        with self._rec_tx() as conn:
+        with self._tx() as conn:
             conn.execute(
                 f"INSERT OR REPLACE INTO recommend_models ({_MODEL}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -195,7 +175,7 @@ class SQLiteRecommend(RecommendStore):
             self._mark_trained(conn, model.user_id, model.tag, model.version)
 
     def delete_model(self, user_id: int, tag: str, version: int) -> None:
-        with self._rec_tx() as conn:
+        with self._tx() as conn:
             conn.execute(
                 "DELETE FROM recommend_models WHERE user_id = ? AND tag = ?", (user_id, tag)
             )
@@ -217,7 +197,7 @@ class SQLiteRecommend(RecommendStore):
         *,
         owner_id: int | None = None,
     ) -> StoredTopic:
-        with self._rec_tx() as conn:
+        with self._tx() as conn:
             row = conn.execute(
                 "SELECT id, description FROM topics WHERE key = ?", (key,)
             ).fetchone()
@@ -246,11 +226,11 @@ class SQLiteRecommend(RecommendStore):
         return [_topic(r) for r in rows]
 
     def delete_topic(self, topic_id: int) -> bool:
-        with self._rec_tx() as conn:
+        with self._tx() as conn:
             return conn.execute("DELETE FROM topics WHERE id = ?", (topic_id,)).rowcount > 0
 
     def set_topic_thresholds(self, thresholds: Mapping[int, float]) -> None:
-        with self._rec_tx() as conn:
+        with self._tx() as conn:
             conn.executemany(
                 "UPDATE topics SET threshold = ? WHERE id = ?",
                 [(float(t), int(i)) for i, t in thresholds.items()],
@@ -259,7 +239,7 @@ class SQLiteRecommend(RecommendStore):
     def replace_paper_topics(
         self, paper_pks: Sequence[int], topic_ids: Sequence[int], rows: Sequence[PaperTopic]
     ) -> None:
-        with self._rec_tx() as conn:
+        with self._tx() as conn:
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS _pt_pks (pk INTEGER PRIMARY KEY)")
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS _pt_topics (id INTEGER PRIMARY KEY)")
             conn.execute("DELETE FROM _pt_pks")
@@ -309,7 +289,7 @@ class SQLiteRecommend(RecommendStore):
 
     # -- the map --------------------------------------------------------------------------
     def save_map_layout(self, layout: MapLayout) -> None:
-        with self._rec_tx() as conn:
+        with self._tx() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO map_layout (id, keys, xy, metadata, created_at) "
                 "VALUES (1, ?, ?, ?, ?)",
