@@ -274,3 +274,24 @@ def highlight(snippet: str) -> str:
             f"{escape(html.unescape(rest))}"
         )
     return "".join(parts)
+
+
+def named_steps(progress: Progress) -> Callable[[str, int, int], None]:
+    """A ``progress(name, done, total)`` callback: one bar per named step, made on first use."""
+    tasks: dict[str, TaskID] = {}
+
+    def step(name: str, done: int, total: int) -> None:
+        if name not in tasks:
+            tasks[name] = progress.add_task(name, total=total)
+        progress.update(tasks[name], completed=done, total=total)
+
+    return step
+
+
+def write_report(data: object, out_path: Path | None, *, as_json: bool) -> bool:
+    """Write a report's JSON to ``--out`` and print it with ``--json``; True if printed."""
+    if out_path is not None:
+        out_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    if as_json:
+        print_json(data)
+    return as_json

@@ -6,7 +6,6 @@ user of a single-person install (see :mod:`paperfeed.recommend.feedback`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,11 +19,13 @@ from paperfeed.cli.common import (
     data_dir_option,
     err,
     json_option,
+    named_steps,
     open_cli_store,
     out,
     print_json,
     progress_bar,
     semantic_installed,
+    write_report,
 )
 from paperfeed.errors import PaperfeedError
 from paperfeed.feeds import Period, parse_period
@@ -603,22 +604,13 @@ def run_recommender_eval(
     with tempfile.TemporaryDirectory(prefix="paperfeed-eval-") as tmp:
         work = Settings.resolve(work_dir or tmp)
         progress = progress_bar(as_json)
-        tasks: dict[str, Any] = {}
-
-        def step(name: str, done: int, total: int) -> None:
-            if name not in tasks:
-                tasks[name] = progress.add_task(name, total=total)
-            progress.update(tasks[name], completed=done, total=total)
+        step = named_steps(progress)
 
         with progress:
             report = evaluate_recommender(
                 directory, work, model=model, split=split, users=users, progress=step
             )
-    data = report.to_json()
-    if out_path is not None:
-        out_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    if as_json:
-        print_json(data)
+    if write_report(report.to_json(), out_path, as_json=as_json):
         return
     for pop in report.populations:
         table = Table(

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.markup import escape
-from rich.progress import (
-    TaskID,
-)
 from rich.table import Table
 
 from paperfeed.cli.common import (
@@ -22,12 +18,14 @@ from paperfeed.cli.common import (
     filters,
     hit_json,
     json_option,
+    named_steps,
     open_cli_store,
     out,
     print_hits,
     print_json,
     progress_bar,
     semantic_installed,
+    write_report,
 )
 from paperfeed.errors import PaperfeedError
 from paperfeed.search import (
@@ -333,22 +331,13 @@ def eval_command(
     with tempfile.TemporaryDirectory(prefix="paperfeed-eval-") as tmp:
         work = Settings.resolve(work_dir or tmp)
         progress = progress_bar(as_json)
-        tasks: dict[str, TaskID] = {}
-
-        def step(name: str, done: int, total: int) -> None:
-            if name not in tasks:
-                tasks[name] = progress.add_task(name, total=total)
-            progress.update(tasks[name], completed=done, total=total)
+        step = named_steps(progress)
 
         with progress:
             report = evaluate(
                 directory, work, modes=chosen, model=model, split=split, progress=step
             )
-    data = report.to_json()
-    if out_path is not None:
-        out_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    if as_json:
-        print_json(data)
+    if write_report(report.to_json(), out_path, as_json=as_json):
         return
     table = Table(
         "mode",
