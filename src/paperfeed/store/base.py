@@ -77,17 +77,22 @@ class SearchFilters:
     """Filters shared by keyword and semantic search (combined with AND).
 
     Dates are publication dates; ``categories`` matches papers in any of them (a trailing
-    ``.*`` matches a whole archive, e.g. ``cs.*``); ``source`` is a format name.
+    ``.*`` matches a whole archive, e.g. ``cs.*``); ``source`` is a format name;
+    ``topics`` matches papers labelled with any of these topic keys (``cs.CL``,
+    ``ml.diffusion-models``; see :mod:`paperfeed.recommend.topics`).
     """
 
     date_from: dt.date | None = None
     date_to: dt.date | None = None
     categories: tuple[str, ...] = ()
     source: str | None = None
+    topics: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:
-        return bool(self.date_from or self.date_to or self.categories or self.source)
+        return bool(
+            self.date_from or self.date_to or self.categories or self.source or self.topics
+        )
 
 
 @dataclass(frozen=True, slots=True)

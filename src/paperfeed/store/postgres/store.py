@@ -686,6 +686,13 @@ class PostgresStore(PostgresAccounts, PostgresRecommend, Store):
                 f"WHERE s.paper_pk = {alias}.pk AND s.source = %s)"
             )
             params.append(filters.source)
+        if filters.topics:
+            marks = ", ".join("%s" for _ in filters.topics)
+            where.append(
+                "EXISTS (SELECT 1 FROM paper_topics pt JOIN topics t ON t.id = pt.topic_id "
+                f"WHERE pt.paper_pk = {alias}.pk AND t.key IN ({marks}))"
+            )
+            params.extend(filters.topics)
         return " AND ".join(where), params
 
     def keyword_candidates(
