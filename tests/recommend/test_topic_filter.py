@@ -16,7 +16,8 @@ def test_search_and_feeds_filter_by_topic(store: Store) -> None:
     pks = {p.id: store.paper_pk(p.id) for p in papers}
     diffusion = [p for p in papers if "diffusion" in p.title.lower()]
     others = [p for p in papers if "diffusion" not in p.title.lower()]
-    assert len(diffusion) >= 3 and others
+    assert len(diffusion) >= 3
+    assert others
     a = store.upsert_topic("ml.a", "Topic A", "papers about diffusion", "ml")
     b = store.upsert_topic("ml.b", "Topic B", "one other paper", "ml")
     labelled_a = diffusion[:3]

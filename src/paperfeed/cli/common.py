@@ -207,6 +207,7 @@ def embed(settings: Settings, store: Store, *, quiet: bool) -> int:
     if not semantic_installed():
         return 0
     from paperfeed.index import semantic
+    from paperfeed.recommend.topics import label_after_embedding
 
     info = semantic.status(settings, store)
     up_to_date = info.model_id is not None and not store.embedding_jobs(info.model_id, limit=1)
@@ -215,8 +216,11 @@ def embed(settings: Settings, store: Store, *, quiet: bool) -> int:
     progress = progress_bar(quiet)
     with progress:
         task = progress.add_task("embedding", total=None)
-        _, _, n = semantic.build(settings, store, progress=partial(advance_of, progress, task))
+        encoder, _, n = semantic.build(
+            settings, store, progress=partial(advance_of, progress, task)
+        )
         progress.remove_task(task)
+    label_after_embedding(settings, store, encoder)  # topic chips for the new papers
     return n
 
 

@@ -173,6 +173,7 @@ def index(
     if ctx.invoked_subcommand is not None:
         return
     from paperfeed.index import semantic
+    from paperfeed.recommend.topics import label_after_embedding
 
     if not semantic_installed():
         raise PaperfeedError(
@@ -187,6 +188,7 @@ def index(
             encoder, _, n = semantic.build(
                 settings, store, model=model, progress=partial(advance_of, progress, task)
             )
+        label_after_embedding(settings, store, encoder)  # topic chips for the new papers
         info = semantic.status(settings, store)
     if as_json:
         print_json({"embedded_now": n, **_status_json(info)})

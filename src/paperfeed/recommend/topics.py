@@ -35,8 +35,10 @@ import numpy as np
 import numpy.typing as npt
 
 from paperfeed.errors import NotFoundError, PaperfeedError
-from paperfeed.index.encoder import DEFAULT_MODEL_ID, Encoder
-from paperfeed.recommend.vectors import ActiveVectors
+from paperfeed.index.encoder import DEFAULT_MODEL_ID
+from paperfeed.recommend.vectors import ActiveVectors, open_active_vectors
+from paperfeed.search import QueryEncoder
+from paperfeed.settings import Settings
 from paperfeed.store import Store
 from paperfeed.store.recommend import PaperTopic, StoredTopic
 
@@ -188,17 +190,99 @@ def choose_topics(
 def assign_topics(
     store: Store,
     vectors: ActiveVectors,
-    encoder: Encoder,
+    encoder: QueryEncoder,
     *,
     threshold: float | None = None,
     margin: float = MARGIN,
 ) -> AssignReport:
     """Label every embedded paper with its topics (replacing earlier labels)."""
+    keys = vectors.index.keys()
+    report = _label(store, vectors, encoder, keys, threshold=threshold, margin=margin)
+    _set_watermark(store, vectors, keys)
+    return report
+
+
+def label_new_papers(
+    store: Store, vectors: ActiveVectors, encoder: QueryEncoder
+) -> AssignReport | None:
+    """Label the papers embedded since the last labelling; None when there are none.
+
+    Called where embedding finishes (ingest, index, fetch, the demo, the server's
+    trainer), so topic chips need no manual ``paperfeed topics assign``. "Since" is a
+    watermark per embedding model: the highest paper key labelled. Paper keys only grow,
+    and papers are embedded in key order, so the keys above it are exactly the new ones;
+    a new model has no watermark yet, and every paper is labelled with it.
+    """
+    keys = unlabelled_keys(store, vectors)
+    if len(keys) == 0:
+        return None
+    report = _label(store, vectors, encoder, keys)
+    _set_watermark(store, vectors, keys)
+    return report
+
+
+def unlabelled_keys(store: Store, vectors: ActiveVectors) -> npt.NDArray[np.int64]:
+    """The embedded papers above the labelling watermark (see :func:`label_new_papers`)."""
+    keys = vectors.index.keys()
+    mark = store.get_setting(_watermark_key(vectors))
+    if mark is not None:
+        keys = keys[keys > int(mark)]
+    return np.sort(keys)
+
+
+def label_topic(
+    store: Store, vectors: ActiveVectors, encoder: QueryEncoder, topic: StoredTopic
+) -> int:
+    """Label every embedded paper with one (new) user topic; returns how many got it.
+
+    A user topic is a label of its own (no margin against other topics): a paper gets it
+    when it clears the topic's threshold, as in :func:`assign_topics`.
+    """
+    _check_encoder(encoder, vectors)
+    floor = base_threshold(vectors.model_id)
+    limit = topic.threshold if topic.threshold is not None else floor
+    vector = encoder.encode_queries([topic_text(topic.name, topic.description)])[0]
+    keys = vectors.index.keys()
+    rows: list[PaperTopic] = []
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start : start + CHUNK]
+        sims = vectors.index.get(chunk) @ vector
+        rows.extend(
+            PaperTopic(int(chunk[i]), topic.id, round(float(sims[i]), 4))
+            for i in np.flatnonzero(sims >= limit)
+        )
+    store.replace_paper_topics([int(k) for k in keys], [topic.id], rows)
+    return len(rows)
+
+
+def _watermark_key(vectors: ActiveVectors) -> str:
+    return f"topics.labelled_through:{vectors.model_id}"
+
+
+def _set_watermark(store: Store, vectors: ActiveVectors, keys: npt.NDArray[np.int64]) -> None:
+    if len(keys):
+        store.set_setting(_watermark_key(vectors), str(int(keys.max())))
+
+
+def _check_encoder(encoder: QueryEncoder, vectors: ActiveVectors) -> None:
     if encoder.model_id != vectors.model_id:
         raise PaperfeedError(
             f"the encoder ({encoder.model_id}) is not the model the papers were embedded "
             f"with ({vectors.model_id})"
         )
+
+
+def _label(
+    store: Store,
+    vectors: ActiveVectors,
+    encoder: QueryEncoder,
+    keys: npt.NDArray[np.int64],
+    *,
+    threshold: float | None = None,
+    margin: float = MARGIN,
+) -> AssignReport:
+    """Label ``keys`` with their topics (replacing their earlier labels)."""
+    _check_encoder(encoder, vectors)
     if not any(t.owner_id is None for t in store.topics()):
         install_taxonomy(store)
     topics = [t for t in _all_topics(store) if t.group in LABEL_GROUPS]
@@ -208,9 +292,10 @@ def assign_topics(
         [t.threshold if t.threshold is not None else floor for t in topics], dtype=np.float32
     )
     index = vectors.index
-    keys = index.keys()
+    # The hubness correction's means come from the whole corpus, not only from ``keys``.
+    every = index.keys()
     rng = np.random.default_rng(0)
-    sample = keys if len(keys) <= MEAN_SAMPLE else np.sort(rng.choice(keys, MEAN_SAMPLE, False))
+    sample = every if len(every) <= MEAN_SAMPLE else np.sort(rng.choice(every, MEAN_SAMPLE, False))
     means = (index.get(sample) @ topic_vectors.T).mean(axis=0).astype(np.float32)
     groups = [t.group for t in topics]
     rows: list[PaperTopic] = []
@@ -282,3 +367,42 @@ def find_topic(store: Store, key: str, *, user_id: int | None = None) -> StoredT
 def topic_paper_pks(store: Store, key: str, *, user_id: int | None = None) -> list[int]:
     """The papers labelled with a topic, best match first: for topic feeds and filters."""
     return [pt.paper_pk for pt in store.topic_papers(find_topic(store, key, user_id=user_id).id)]
+
+
+def label_after_embedding(
+    settings: Settings, store: Store, encoder: QueryEncoder
+) -> AssignReport | None:
+    """:func:`label_new_papers` for whoever just embedded with ``encoder`` (the CLI's
+    ingest / index / demo); nothing when the active vectors are another model's."""
+    vectors = open_active_vectors(settings, store)
+    if vectors is None or vectors.model_id != encoder.model_id:
+        return None
+    return label_new_papers(store, vectors, encoder)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSummary:
+    """A topic as a list shows it: the stored topic and its number of papers."""
+
+    topic: StoredTopic
+    papers: int
+
+    def to_json(self) -> dict[str, object]:
+        t = self.topic
+        return {
+            "key": t.key,
+            "name": t.name,
+            "description": t.description,
+            "group": t.group,
+            "mine": t.owner_id is not None,
+            "threshold": t.threshold,
+            "papers": self.papers,
+        }
+
+
+def topic_summaries(store: Store, *, user_id: int | None = None) -> list[TopicSummary]:
+    """The default topics and ``user_id``'s own (interests included), with paper counts."""
+    if not any(t.owner_id is None for t in store.topics()):
+        install_taxonomy(store)
+    counts = store.topic_counts()
+    return [TopicSummary(t, counts.get(t.id, 0)) for t in store.topics(owner_id=user_id)]

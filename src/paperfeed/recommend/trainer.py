@@ -8,7 +8,9 @@ trained once more on the next pass.
 
 :class:`Trainer` runs that loop in a thread for ``paperfeed serve`` (``start()`` /
 ``stop()``; ``wake()`` after a change to train at once instead of at the next poll);
-``paperfeed recommend train`` runs one pass from the command line.
+``paperfeed recommend train`` runs one pass from the command line. The same thread labels
+the papers embedded meanwhile (by the scheduled fetch, another process's ingest) with
+their topics (:func:`paperfeed.recommend.topics.label_new_papers`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ from paperfeed.recommend.models import (
     to_stored,
     training_seed,
 )
-from paperfeed.recommend.topics import INTEREST_GROUP
+from paperfeed.recommend.topics import (
+    INTEREST_GROUP,
+    AssignReport,
+    label_new_papers,
+    unlabelled_keys,
+)
 from paperfeed.recommend.vectors import ActiveVectors, open_active_vectors
 from paperfeed.settings import Settings
 from paperfeed.store import Store
@@ -42,6 +49,7 @@ log = logging.getLogger(__name__)
 
 EncoderFactory = Callable[[], Encoder]
 POLL_SECONDS = 2.0
+LABEL_SECONDS = 30.0  # how often to look for newly embedded papers to label
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +200,10 @@ class Trainer:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._embedded_seen: tuple[str, int] | None = None
+        self._labelled_at = 0.0
         self.trained = 0
+        self.labelled = 0
         self.last_error: str | None = None
 
     def _encoder_for(self, model: str) -> Encoder:
@@ -218,10 +229,37 @@ class Trainer:
         self.trained += len(reports)
         return reports
 
+    def label_once(self) -> AssignReport | None:
+        """Label the papers embedded since the last pass with their topics.
+
+        The vectors are opened only when the number of embedded papers moved (one count
+        query), so an idle server does not reopen its index every pass.
+        """
+        model = semantic.active_model(self.store)
+        model_id = self.store.get_setting(f"semantic.model_id:{model}")
+        if model_id is None:
+            return None
+        seen = (model_id, self.store.count_embeddings(model_id))
+        if seen == self._embedded_seen:
+            return None
+        vectors = open_active_vectors(self.settings, self.store)
+        if vectors is None:
+            return None
+        report = None
+        # The model is loaded only when there is something to label.
+        if len(unlabelled_keys(self.store, vectors)):
+            report = label_new_papers(self.store, vectors, self._encoder_for(vectors.model))
+            self.labelled += report.papers if report is not None else 0
+        self._embedded_seen = seen
+        return report
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
                 self.run_once()
+                if time.monotonic() - self._labelled_at >= LABEL_SECONDS:
+                    self._labelled_at = time.monotonic()
+                    self.label_once()
                 self.last_error = None
             except Exception as exc:  # the thread must outlive one bad pass
                 self.last_error = str(exc)
