@@ -22,7 +22,7 @@ from paperfeed.cli.common import (
     semantic_installed,
 )
 from paperfeed.digest import subscriptions as subs
-from paperfeed.digest.compose import Searcher
+from paperfeed.digest.compose import Recommender, Searcher
 from paperfeed.digest.links import confirm_url
 from paperfeed.digest.render import render_digest_parts
 from paperfeed.digest.runner import DigestOutcome, DigestReport
@@ -51,6 +51,26 @@ def _searcher(settings: Settings, store: Store) -> Searcher:
     from paperfeed.index import semantic
 
     return semantic.open_engine(settings, store, semantic=semantic_installed())
+
+
+def _recommender(settings: Settings, store: Store) -> Recommender | None:
+    """The "for you" section, as ``serve`` composes it: the subscribers' picks.
+
+    The command line has no background trainer, so the queued models are trained first
+    (the model is loaded only when an interest sentence needs embedding).
+    """
+    from paperfeed.index import semantic
+    from paperfeed.recommend.for_you import digest_recommender
+    from paperfeed.recommend.trainer import train_pending
+    from paperfeed.recommend.vectors import open_active_vectors
+
+    vectors = open_active_vectors(settings, store)
+    if vectors is None:
+        return None
+    train_pending(
+        store, vectors, encoder_factory=lambda: semantic.load_encoder(settings, vectors.model)
+    )
+    return digest_recommender(store, lambda: vectors)
 
 
 @click.command()
@@ -223,6 +243,8 @@ def digest_send(
             user_id = found[0].id
         sender = build_sender(settings, store)
         due = sender.subscriptions(frequency=frequency, user_id=user_id, email=email)
+        if any(s.contents.for_you and s.user_id is not None for s in due):
+            sender.recommender = _recommender(settings, store)
         if any(s.contents.searches for s in due):
             sender.searcher = _searcher(settings, store)
         mailer = None if dry_run else build_mailer()
@@ -290,6 +312,8 @@ def digest_preview(
         sender = build_sender(settings, store)
         if sub.contents.searches:
             sender.searcher = _searcher(settings, store)
+        if sub.contents.for_you and sub.user_id is not None:
+            sender.recommender = _recommender(settings, store)
         composed = sender.digest_for(sub, day)
         if composed.is_empty:
             raise PaperfeedError(f"the digest of {sub.email} for {day} would be empty")
