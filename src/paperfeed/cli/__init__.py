@@ -13,7 +13,18 @@ from pathlib import Path
 import click
 
 from paperfeed import __version__
-from paperfeed.cli import accounts, bench, demo, digest, fetch, library, recommend, search, serve
+from paperfeed.cli import (
+    accounts,
+    bench,
+    demo,
+    digest,
+    fetch,
+    library,
+    recommend,
+    search,
+    serve,
+    store_admin,
+)
 from paperfeed.cli.common import ErrorReportingGroup, data_dir_option
 
 
@@ -60,5 +71,6 @@ for command in (
     recommend.recommend,
     recommend.topics,
     recommend.map_command,
+    store_admin.migrate_store,
 ):
     main.add_command(command)

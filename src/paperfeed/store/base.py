@@ -287,6 +287,13 @@ class Store(AccountStore, RecommendStore):
     def fetch_runs(self, *, source: str | None = None, limit: int = 20) -> list[FetchRun]:
         """The latest fetch runs, newest first."""
 
+    # -- background jobs (added for several processes sharing one store) ----------------
+    @abc.abstractmethod
+    def acquire_job(self, job: str) -> JobLease | None:
+        """The lease of a background job (``fetch``, ``digests``, ``trainer``, ...), or None
+        when another process or thread holds it: whoever holds it does the job, the others
+        skip it. Held until released (or the holder dies); never waits."""
+
 
 @dataclass(frozen=True, slots=True)
 class FeedRow:
@@ -327,3 +334,27 @@ class FetchRun:
     quarantined: int = 0
     appearances: int = 0
     error: str | None = None
+
+
+class JobLease(abc.ABC):
+    """The right to run one background job, until :meth:`release` (or the holder's death:
+    a file lock or a database session that ends frees it, so a killed process never
+    blocks a job forever). A context manager."""
+
+    def __init__(self, job: str) -> None:
+        self.job = job
+
+    @property
+    @abc.abstractmethod
+    def held(self) -> bool:
+        """Whether the lease is still ours (False once released or its session is lost)."""
+
+    @abc.abstractmethod
+    def release(self) -> None:
+        """Give the job back; releasing twice is harmless."""
+
+    def __enter__(self) -> JobLease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -49,6 +49,7 @@ from paperfeed.store.base import (
     FetchState,
     IncomingRecord,
     IncomingRejection,
+    JobLease,
     PaperQuery,
     SearchFilters,
     Store,
@@ -962,6 +963,15 @@ class PostgresStore(PostgresAccounts, PostgresRecommend, Store):
         from paperfeed.store.postgres.vectors import PgVectorIndex
 
         return PgVectorIndex(self, model_id=model_id, dim=dim)
+
+    # -- background jobs -----------------------------------------------------------------
+    def acquire_job(self, job: str) -> JobLease | None:
+        """A session advisory lock on a connection of its own (see .jobs)."""
+        from paperfeed.store.postgres.jobs import acquire_advisory_job
+
+        if self._closed:
+            raise StoreError("the store is closed")
+        return acquire_advisory_job(self._conninfo, self._location, job)
 
 
 class _Batch:

@@ -36,6 +36,7 @@ from paperfeed.store.base import (
     FetchState,
     IncomingRecord,
     IncomingRejection,
+    JobLease,
     PaperQuery,
     SearchFilters,
     Store,
@@ -889,6 +890,13 @@ class SQLiteStore(SQLiteAccounts, SQLiteRecommend, Store):
             )
             for r in self._reader().execute(sql, params)
         ]
+
+    # -- background jobs -----------------------------------------------------------------
+    def acquire_job(self, job: str) -> JobLease | None:
+        """A lock file per job beside the database (see paperfeed.store.jobs)."""
+        from paperfeed.store.jobs import acquire_file_job
+
+        return acquire_file_job(self._path.with_name(self._path.name + "-jobs"), job)
 
 
 class _Batch:
