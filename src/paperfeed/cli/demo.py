@@ -1,4 +1,5 @@
-"""``paperfeed demo``: the bundled sample, ingested, embedded, shown, then served."""
+"""``paperfeed demo``: the bundled sample, ingested, embedded, labelled with topics, mapped,
+shown, then served."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from paperfeed.cli.common import (
     out,
     print_hits,
     print_papers,
+    progress_bar,
     run_ingest,
     semantic_installed,
 )
@@ -25,7 +27,41 @@ from paperfeed.search import (
     SearchMode,
     SearchOptions,
 )
-from paperfeed.store import PaperQuery
+from paperfeed.settings import Settings
+from paperfeed.store import PaperQuery, Store
+
+
+def topics_and_map(settings: Settings, store: Store) -> None:
+    """Topic labels for every embedded paper (``embed`` labels what it embeds; a store
+    embedded earlier may have none yet) and the map of the corpus, computed once."""
+    from paperfeed.index import semantic
+    from paperfeed.recommend.projection import DEFAULT_METHOD, build_map, current_layout
+    from paperfeed.recommend.topics import label_new_papers, unlabelled_keys
+    from paperfeed.recommend.vectors import open_active_vectors
+
+    vectors = open_active_vectors(settings, store)
+    if vectors is None:
+        return
+    if len(unlabelled_keys(store, vectors)):
+        label_new_papers(store, vectors, semantic.load_encoder(settings, vectors.model))
+    names = {t.id: t.name for t in store.topics()}
+    counts = sorted(store.topic_counts().items(), key=lambda kv: (-kv[1], kv[0]))
+    labelled = len(store.paper_topics(vectors.index.keys().tolist()))
+    common = ", ".join(f"{escape(names[i])} ({n})" for i, n in counts[:4] if i in names)
+    out.print(f"Topics: {labelled} of {len(vectors.index)} papers labelled; most common: {common}.")
+    if current_layout(store, vectors) is not None:
+        return
+    with progress_bar(False) as progress:
+        progress.add_task(f"computing the map ({DEFAULT_METHOD})", total=None)
+        try:
+            built = build_map(store, vectors, method=DEFAULT_METHOD)
+        except PaperfeedError as exc:  # the map's packages are an optional extra
+            out.print(f"[dim]No map: {escape(str(exc))}[/dim]")
+            return
+    out.print(
+        f"Map of the {len(built.layout.keys)} papers computed in {built.seconds:.0f} s "
+        "(the site's /map; 'paperfeed map' draws it as a PNG)."
+    )
 
 
 @click.command()
@@ -66,6 +102,7 @@ def demo(no_embed: bool, no_serve: bool, host: str, port: int, data_dir: Path | 
             n = embed(settings, store, quiet=False)
             if n:
                 out.print(f"{n} papers embedded for search by meaning.")
+            topics_and_map(settings, store)
         day = store.feed_dates()[-1]
         today = store.query_papers(PaperQuery(feed_date=day, limit=5))
         out.rule(f"[bold]Latest feed day: {day:%A, %d %B %Y}[/bold]")

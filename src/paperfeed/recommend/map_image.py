@@ -23,6 +23,13 @@ from paperfeed.store.recommend import MapLayout
 COLOURED_TOPICS = 20  # the most frequent main topics get a colour; the rest are grey
 LABELLED_TOPICS = 12  # of those, the largest are named on the map (more would overlap)
 OTHER = "other"
+OTHER_COLOUR = "#c8c8c8"
+# matplotlib's "tab20", so that the picture and the web page colour a topic alike.
+PALETTE = (
+    "#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896",
+    "#9467bd", "#c5b0d5", "#8c564b", "#c49c94", "#e377c2", "#f7b6d2", "#7f7f7f", "#c7c7c7",
+    "#bcbd22", "#dbdb8d", "#17becf", "#9edae5",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +81,15 @@ def map_points(
     ]
 
 
+def coloured_topics(points: Sequence[MapPoint]) -> list[tuple[str, int, str]]:
+    """The topics that get a colour: (name, papers, colour), most frequent first."""
+    counts = Counter(p.topic for p in points if p.topic != OTHER)
+    return [
+        (t, n, PALETTE[i % len(PALETTE)])
+        for i, (t, n) in enumerate(counts.most_common(COLOURED_TOPICS))
+    ]
+
+
 def render_png(
     points: Sequence[MapPoint],
     out: Path,
@@ -93,10 +109,10 @@ def render_png(
         raise PaperfeedError(f"the map picture needs matplotlib: {MAP_EXTRA}") from exc
     if not points:
         raise PaperfeedError("the map is empty: embed papers first ('paperfeed index')")
-    counts = Counter(p.topic for p in points if p.topic != OTHER)
-    coloured = [t for t, _ in counts.most_common(COLOURED_TOPICS)]
-    palette = plt.get_cmap("tab20")
-    colour_of = {t: palette(i % 20) for i, t in enumerate(coloured)}
+    legend = coloured_topics(points)
+    counts = {t: n for t, n, _ in legend}
+    coloured = [t for t, _, _ in legend]
+    colour_of = {t: colour for t, _, colour in legend}
     xy = np.asarray([(p.x, p.y) for p in points], dtype=np.float32)
     n = len(points)
     dot = float(np.clip(4000.0 / n, 1.0, 30.0))
@@ -104,7 +120,7 @@ def render_png(
     try:
         grey = [i for i, p in enumerate(points) if p.topic not in colour_of]
         if grey:
-            ax.scatter(xy[grey, 0], xy[grey, 1], s=dot, c="#c8c8c8", linewidths=0, label=OTHER)
+            ax.scatter(xy[grey, 0], xy[grey, 1], s=dot, c=OTHER_COLOUR, linewidths=0, label=OTHER)
         for t in coloured:
             rows = [i for i, p in enumerate(points) if p.topic == t]
             ax.scatter(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from paperfeed.errors import NotFoundError, PaperfeedError
@@ -19,7 +19,9 @@ from paperfeed.model import Paper
 from paperfeed.search import SearchHit, SearchOptions
 from paperfeed.store import PaperQuery
 from paperfeed.web import params
+from paperfeed.web.auth import nav_user
 from paperfeed.web.context import WebContext, get_context
+from paperfeed.web.recommend_state import topic_keys
 
 router = APIRouter(prefix="/api/v1", tags=["api v1"])
 Ctx = Annotated[WebContext, Depends(get_context)]
@@ -157,6 +159,7 @@ def get_paper(ctx: Ctx, paper_id: str) -> JSONResponse:
 
 @router.get("/search", summary="Search by keywords and by meaning")
 def search(
+    request: Request,
     ctx: Ctx,
     q: Annotated[str, Query(description="Words, query syntax, or a pasted abstract.")],
     mode: Annotated[
@@ -170,6 +173,10 @@ def search(
     date_to: Annotated[
         str | None, Query(alias="to", description="Published on or before (YYYY-MM-DD).")
     ] = None,
+    topic: Annotated[
+        list[str] | None,
+        Query(description="Only papers with this topic (key or name, repeatable; see /topics)."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     offset: Annotated[int, Query(ge=0, le=1000)] = 0,
 ) -> JSONResponse:
@@ -179,11 +186,12 @@ def search(
     if not text:
         raise PaperfeedError("q: the query is empty")
     engine = ctx.engine
+    topics = topic_keys(ctx, nav_user(request), topic)
     options = SearchOptions(
         mode=params.search_mode(mode, engine),
         limit=limit,
         offset=offset,
-        filters=params.search_filters(category, source, date_from, date_to),
+        filters=params.search_filters(category, source, date_from, date_to, topics),
     )
     results = engine.search(text, options)
     return ok(

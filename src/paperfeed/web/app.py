@@ -22,11 +22,13 @@ from paperfeed.store import Store
 from paperfeed.web import (
     account_pages,
     api_account,
+    api_recommend,
     api_v1,
     community_pages,
     feeds_xml,
     hf_api,
     pages,
+    recommend_pages,
     subscribe_pages,
 )
 from paperfeed.web.auth import (
@@ -169,7 +171,9 @@ def create_app(
         dependencies=[Depends(csrf_guard)],
     )
     app.state.ctx = ctx
+    app.state.services = tuple(services)  # feedback wakes the trainer among them
     install_error_handlers(app)
+    app.include_router(api_recommend.router)
     app.include_router(api_v1.router)
     app.include_router(api_account.router)
     app.include_router(hf_api.router)
@@ -177,6 +181,7 @@ def create_app(
     app.include_router(account_pages.router)
     app.include_router(community_pages.router)
     app.include_router(subscribe_pages.router)
+    app.include_router(recommend_pages.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(CsrfCookie, config=config)

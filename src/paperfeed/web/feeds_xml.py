@@ -2,13 +2,16 @@
 
 ``/feeds/papers.rss`` / ``.atom`` take the feed page's parameters (date, week, month,
 sort, category, source); ``/feeds/search.rss`` / ``.atom`` the search page's (q, mode,
-category, from, to, source). Both call the same library functions as the pages.
+category, from, to, source); ``/feeds/for-you.rss`` / ``.atom`` a user's picks, each
+item's description opening with its reason (with accounts, the URL carries the user's signed
+``token``: feed readers send no cookies); ``/feeds/topics/{key}.rss`` / ``.atom`` a topic
+feed. All call the same library functions as the pages.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import format_datetime
 from typing import Annotated
 from xml.sax.saxutils import escape, quoteattr
@@ -17,12 +20,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from paperfeed import __version__
+from paperfeed.accounts import AuthError
 from paperfeed.errors import PaperfeedError
 from paperfeed.feeds import feed
 from paperfeed.model import Paper
 from paperfeed.search import SearchOptions
 from paperfeed.web import params
+from paperfeed.web.auth import current_user, nav_user
 from paperfeed.web.context import WebContext, get_context
+from paperfeed.web.recommend_pages import for_you_of, topic_feed, topic_path
+from paperfeed.web.recommend_state import feed_token_user, topic_keys
 from paperfeed.web.urls import paper_path, period_path, query_string
 
 FEED_ITEMS = 50
@@ -204,15 +211,17 @@ def search_feed(
     source: str | None,
     date_from: str | None,
     date_to: str | None,
+    topic: list[str] | None = None,
 ) -> Response:
     text = params.query_text(q)
     if not text:
         raise PaperfeedError("q: a search feed needs a query")
     engine = ctx.engine
+    topics = topic_keys(ctx, nav_user(request), topic)
     options = SearchOptions(
         mode=params.search_mode(mode, engine),
         limit=FEED_ITEMS,
-        filters=params.search_filters(category, source, date_from, date_to),
+        filters=params.search_filters(category, source, date_from, date_to, topics),
     )
     results = engine.search(text, options)
     base = _base(request)
@@ -224,6 +233,58 @@ def search_feed(
         description=f"Papers matching {text[:200]!r} ({options.mode.value} search).",
         items=items,
         updated=max((i.published for i in items), default=_utc(None)),
+    )
+    return _respond(doc, fmt)
+
+
+def for_you_feed(
+    request: Request, ctx: WebContext, fmt: str, token: str | None, days: int | None, all: bool
+) -> Response:
+    user = feed_token_user(ctx, token) if token else current_user(request)
+    if user is None:
+        raise AuthError("this feed needs its token: copy the feed's URL from your 'For you' page")
+    result = for_you_of(ctx, user, days=days, everything=all, limit=FEED_ITEMS)
+    base = _base(request)
+    items = []
+    for pick in result.picks:
+        item = paper_item(pick.paper, base, pick.paper.published)
+        why = f"Why: {pick.reason}."
+        items.append(replace(item, summary=f"{why}\n\n{item.summary}" if item.summary else why))
+    doc = FeedDoc(
+        title=f"{ctx.site_name}: for you" + ("" if ctx.auth.single_user else f" ({user.username})"),
+        link=f"{base}/for-you",
+        self_url=str(request.url),
+        description="New papers picked by your model, each with the reason why.",
+        items=items,
+        updated=max((i.published for i in items), default=_utc(None)),
+    )
+    return _respond(doc, fmt)
+
+
+def topic_feed_xml(
+    request: Request,
+    ctx: WebContext,
+    fmt: str,
+    key: str,
+    date: str | None,
+    week: str | None,
+    month: str | None,
+    sort: str | None,
+) -> Response:
+    found = topic_feed(
+        ctx, nav_user(request), key, date=date, week=week, month=month, sort=sort,
+        limit=FEED_ITEMS,
+    )  # fmt: skip
+    base = _base(request)
+    items = [paper_item(e.paper, base, e.day) for e in found.page.entries]
+    when = "" if found.everything else f", {found.page.period.label}"
+    doc = FeedDoc(
+        title=f"{ctx.site_name}: {found.topic.name}{when}",
+        link=base + topic_path(found.topic.key),
+        self_url=str(request.url),
+        description=found.topic.description,
+        items=items,
+        updated=_utc(max((e.day for e in found.page.entries), default=None)),
     )
     return _respond(doc, fmt)
 
@@ -252,8 +313,31 @@ def _register(fmt: str) -> None:
         source: str | None = None,
         date_from: Annotated[str | None, Query(alias="from")] = None,
         date_to: Annotated[str | None, Query(alias="to")] = None,
+        topic: Categories = None,
     ) -> Response:
-        return search_feed(request, ctx, fmt, q, mode, category, source, date_from, date_to)
+        return search_feed(request, ctx, fmt, q, mode, category, source, date_from, date_to, topic)
+
+    @router.get(f"/for-you.{fmt}", name=f"for_you_{fmt}")
+    def for_you(
+        request: Request,
+        ctx: Ctx,
+        token: str | None = None,
+        days: Annotated[int | None, Query(ge=1, le=3660)] = None,
+        all: bool = False,
+    ) -> Response:
+        return for_you_feed(request, ctx, fmt, token, days, all)
+
+    @router.get(f"/topics/{{key}}.{fmt}", name=f"topic_{fmt}")
+    def topic(
+        request: Request,
+        ctx: Ctx,
+        key: str,
+        date: str | None = None,
+        week: str | None = None,
+        month: str | None = None,
+        sort: str | None = None,
+    ) -> Response:
+        return topic_feed_xml(request, ctx, fmt, key, date, week, month, sort)
 
 
 _register("rss")

@@ -32,6 +32,7 @@ from paperfeed.web import params
 from paperfeed.web.auth import nav_user
 from paperfeed.web.context import WebContext, get_context
 from paperfeed.web.markdown import paper_markdown
+from paperfeed.web.recommend_state import entry_marks, topic_keys
 from paperfeed.web.urls import period_params, period_path, query_string
 
 FEED_PAGE_SIZE = 50
@@ -41,6 +42,7 @@ SIMILAR = 8
 router = APIRouter(include_in_schema=False)
 Ctx = Annotated[WebContext, Depends(get_context)]
 Categories = Annotated[list[str] | None, Query()]
+Topics = Annotated[list[str] | None, Query()]
 Page = Annotated[int, Query(ge=1, le=100_000)]
 
 
@@ -113,6 +115,7 @@ def _feed_page(
             ),
             "category_value": ", ".join(filters.categories),
             "voted": _voted(request, ctx, [e.paper.id for e in result.entries]),
+            "marks": entry_marks(ctx, nav_user(request), [e.paper for e in result.entries]),
             "here": here,
         },
     )
@@ -204,12 +207,15 @@ def search_page(
     source: str | None = None,
     date_from: Annotated[str | None, Query(alias="from")] = None,
     date_to: Annotated[str | None, Query(alias="to")] = None,
+    topic: Topics = None,
     page: Page = 1,
 ) -> HTMLResponse:
     engine = ctx.engine
     text = params.query_text(q)
     chosen = params.search_mode(mode, engine)
-    filters = params.search_filters(category, source, date_from, date_to)
+    user = nav_user(request)
+    topics = topic_keys(ctx, user, topic)
+    filters = params.search_filters(category, source, date_from, date_to, topics)
     results = None
     if text:
         options = SearchOptions(
@@ -226,8 +232,10 @@ def search_page(
         ("source", filters.source),
         ("from", filters.date_from.isoformat() if filters.date_from else None),
         ("to", filters.date_to.isoformat() if filters.date_to else None),
+        *(("topic", t) for t in filters.topics),
     ]
     pages = max(1, math.ceil(results.total / SEARCH_PAGE_SIZE)) if results else 1
+    shown = [h.paper for h in results.hits] if results else []
     return render(
         request,
         ctx,
@@ -248,6 +256,9 @@ def search_page(
             ),
             "rss": "/feeds/search.rss" + query_string(keep) if text else None,
             "atom": "/feeds/search.atom" + query_string(keep) if text else None,
+            "topic_value": ", ".join(filters.topics),
+            "marks": entry_marks(ctx, user, shown),
+            "here": "/search" + query_string([*keep, ("page", page if page > 1 else None)]),
         },
     )
 
@@ -294,6 +305,7 @@ def paper_page(request: Request, ctx: Ctx, paper_id: str) -> Response:
             "votes": (paper.upvotes or 0) + local_votes,
             "voted": _voted(request, ctx, [paper.id]),
             "collections": ctx.auth.community.collections(user) if user else [],
+            "marks": entry_marks(ctx, user, [paper]),
             "submitted": request.query_params.get("submitted"),
         },
     )

@@ -44,7 +44,9 @@ def search_filters(
     source: str | None = None,
     date_from: str | None = None,
     date_to: str | None = None,
+    topics: Sequence[str] = (),
 ) -> SearchFilters:
+    """``topics`` are topic keys, already resolved (see ``recommend_state.topic_keys``)."""
     start = optional_day(date_from, "from")
     end = optional_day(date_to, "to")
     if start and end and start > end:
@@ -54,6 +56,7 @@ def search_filters(
         date_to=end,
         categories=categories(category),
         source=(source or "").strip() or None,
+        topics=tuple(topics),
     )
 
 
