@@ -1,10 +1,10 @@
-"""The search query language: parsing, errors, and the compiled FTS5 run on a real table."""
+"""The search query language: parsing, errors, and compiled queries run on a real keyword index
+(the SQLite store's tantivy index; the PostgreSQL compilation is tested in test_store.py)."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
-from collections.abc import Iterator
+import datetime as dt
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,11 +20,10 @@ from paperfeed.index.keyword_query import (
     QuerySyntaxError,
     Term,
     parse_query,
-    to_fts5,
     tokenize,
 )
-from paperfeed.store.migrations import load_migrations
-from paperfeed.store.sqlite.store import MIGRATIONS_PACKAGE
+from paperfeed.store import SearchFilters
+from paperfeed.store.sqlite.keyword_index import KeywordDocument, KeywordIndex
 
 # --- the structured query -----------------------------------------------------------------
 
@@ -34,7 +33,6 @@ def test_plain_words_are_ranking_words_not_conditions() -> None:
     assert q.words == ("diffusion", "models")
     assert q.required == ()
     assert q.excluded == ()
-    assert q.fts_match == '{title abstract authors} : ("diffusion" OR "models")'
     assert q.semantic_text == "diffusion models"
     assert q.highlight_terms == ("diffusion", "models")
 
@@ -43,9 +41,6 @@ def test_quoted_phrase_is_required_in_text_fields() -> None:
     q = parse_query('"exact phrase" words')
     assert q.phrases == (Term(Field.ANY, ("exact", "phrase"), "exact phrase", quoted=True),)
     assert q.words == ("words",)
-    assert q.fts_match == (
-        '{title abstract authors} : "exact phrase" AND {title abstract authors} : ("words")'
-    )
 
 
 def test_quoted_single_word_must_occur() -> None:
@@ -84,38 +79,6 @@ def test_field_terms_and_categories_are_listed_separately() -> None:
     assert q.words == ("video",)
 
 
-def test_category_compiles_to_a_phrase_of_its_tokens() -> None:
-    assert parse_query("cat:cs.CL").fts_match == 'categories : "cs CL"'
-    # The phrase "cs" is every cs.* category; a letter before * is a token prefix.
-    assert parse_query("cat:cs.*").fts_match == 'categories : "cs"'
-    assert parse_query("cat:cs.C*").fts_match == 'categories : "cs C"*'
-    assert parse_query("cat:cs*").fts_match == 'categories : "cs"*'
-
-
-@pytest.mark.parametrize(
-    ("pattern", "category", "expected"),
-    [
-        ("cs.CL", "cs.CL", True),
-        ("cs.CL", "CS.cl", True),
-        ("cs.CL", "cs.CLX", False),
-        ("cs.CL", "cs.LG", False),
-        ("cs.*", "cs.CV", True),
-        ("cs.*", "physics.comp-ph", False),
-        ("math.*", "math-ph", False),
-        ("math.*", "math.MP", True),
-        ("hep-th", "hep-th", True),
-    ],
-)
-def test_matches_category_is_exact(pattern: str, category: str, expected: bool) -> None:
-    (term,) = parse_query(f"cat:{pattern}").required[0]
-    assert term.matches_category(category) is expected
-
-
-def test_matches_category_is_false_for_other_fields() -> None:
-    (term,) = parse_query("ti:cs.CL").required[0]
-    assert not term.matches_category("cs.CL")
-
-
 @pytest.mark.parametrize(
     ("text", "excluded"),
     [
@@ -130,8 +93,6 @@ def test_exclusions(text: str, excluded: Term) -> None:
     q = parse_query(text)
     assert q.excluded == (excluded,)
     assert q.words == ("x",)
-    assert q.fts_match is not None
-    assert q.fts_match.startswith('({title abstract authors} : ("x")) NOT (')
     assert q.semantic_text == "x"
     assert excluded.tokens[-1].casefold() not in q.highlight_terms
 
@@ -146,10 +107,6 @@ def test_or_joins_conditions_into_one_group() -> None:
     q = parse_query('"stable diffusion" OR "latent diffusion" OR cat:cs.CV')
     assert len(q.required) == 1
     assert [t.text for t in q.required[0]] == ["stable diffusion", "latent diffusion", "cs.CV"]
-    assert q.fts_match == (
-        '({title abstract authors} : "stable diffusion" OR '
-        '{title abstract authors} : "latent diffusion" OR categories : "cs CV")'
-    )
 
 
 def test_or_between_plain_words_keeps_them_ranking_words() -> None:
@@ -168,7 +125,7 @@ def test_dangling_operators_are_plain_words(text: str) -> None:
     q = parse_query(text)
     assert q.required == ()
     assert q.excluded == ()
-    assert q.fts_match is not None
+    assert not q.is_empty
 
 
 def test_lowercase_operators_are_words() -> None:
@@ -187,7 +144,7 @@ def test_words_are_deduplicated_ignoring_case_and_diacritics() -> None:
     assert parse_query("Müller muller MULLER model").words == ("Müller", "model")
 
 
-def test_unknown_prefixes_and_fts5_syntax_are_plain_text() -> None:
+def test_unknown_prefixes_and_engine_syntax_are_plain_text() -> None:
     q = parse_query("xx:foo BERT: NEAR(a b) title:x ^y z* {title}:w (c OR d) AND")
     assert q.excluded == ()
     assert q.words == ("xx", "foo", "BERT", "NEAR", "b", "title", "x", "y", "z", "w", "c", "d")
@@ -204,15 +161,13 @@ def test_punctuation_only_means_nothing() -> None:
     for text in ["", "   ", "!!!", '""', "- -- ---", '-"..."']:
         q = parse_query(text)
         assert q.is_empty
-        assert q.fts_match is None
-        assert to_fts5(q) is None
 
 
 def test_filters_alone_are_a_query_with_no_semantic_text() -> None:
     q = parse_query("au:vaswani cat:cs.CL")
     assert q.semantic_text == ""
     assert q.highlight_terms == ("vaswani",)
-    assert q.fts_match == 'authors : "vaswani" AND categories : "cs CL"'
+    assert [[t.field for t in g] for g in q.required] == [[Field.AUTHORS], [Field.CATEGORIES]]
 
 
 def test_semantic_text_keeps_words_phrases_and_title_terms_in_order() -> None:
@@ -280,8 +235,6 @@ def test_long_queries_are_capped() -> None:
     q = parse_query(" ".join(words))
     assert q.words == tuple(words[:MAX_WORDS])
     assert q.truncated
-    assert q.fts_match is not None
-    assert q.fts_match.count(" OR ") == MAX_WORDS - 1
     huge = parse_query("x" * 5_000_000 + " y")
     assert len(huge.semantic_text) <= MAX_SEMANTIC_CHARS
     assert len(huge.words) <= 1
@@ -314,7 +267,7 @@ def test_tokenize_matches_unicode61_word_splitting() -> None:
     )
 
 
-# --- against a real FTS5 table ------------------------------------------------------------
+# --- against a real keyword index --------------------------------------------------------
 
 PAPERS = {
     "attention": (
@@ -363,41 +316,26 @@ PAPERS = {
 }
 
 
+NAMES = list(PAPERS)
+
+
 @pytest.fixture(scope="module")
-def fts() -> Iterator[sqlite3.Connection]:
-    """papers + papers_fts exactly as the store's migrations create them (up to 0003)."""
-    conn = sqlite3.connect(":memory:")
-    for migration in load_migrations(MIGRATIONS_PACKAGE):
-        if migration.version <= 3:
-            conn.executescript(migration.sql)
-    for name, (title, abstract, authors, categories) in PAPERS.items():
-        conn.execute(
-            "INSERT INTO papers (id, title, abstract, authors, categories, first_seen, "
-            "changed_at, content_hash) VALUES (?, ?, ?, ?, ?, '2026-01-01', '2026-01-01', '')",
-            (name, title, abstract, _to_json(authors), _to_json(categories)),
-        )
-    conn.execute(
-        "INSERT INTO papers_fts (rowid, title, abstract, authors, categories) "
-        "SELECT pk, title, abstract, authors, categories FROM papers"
-    )
-    yield conn
-    conn.close()
+def index(tmp_path_factory: pytest.TempPathFactory) -> KeywordIndex:
+    """The SQLite store's keyword index, holding PAPERS (published on consecutive days)."""
+    path: Path = tmp_path_factory.mktemp("keyword") / "paperfeed.db-keyword"
+    index = KeywordIndex(path)
+    docs = [
+        KeywordDocument(pk, title, abstract, authors, categories, dt.date(2024, 1, 1 + pk))
+        for pk, (title, abstract, authors, categories) in enumerate(PAPERS.values())
+    ]
+    index.replace([], docs)
+    return index
 
 
-def _to_json(values: list[str]) -> str:
-    # As the store writes them: ASCII-escaped JSON would index "Müller" as "u00fcller".
-    return json.dumps(values, ensure_ascii=False)
-
-
-def _search(conn: sqlite3.Connection, query: KeywordQuery) -> list[str]:
-    match = query.fts_match
-    assert match is not None
-    rows = conn.execute(
-        "SELECT p.id FROM papers_fts JOIN papers p ON p.pk = papers_fts.rowid "
-        "WHERE papers_fts MATCH ? ORDER BY bm25(papers_fts, 4.0, 1.0, 1.0, 1.0), p.id",
-        (match,),
-    )
-    return [r[0] for r in rows]
+def _search(
+    index: KeywordIndex, query: KeywordQuery, filters: SearchFilters | None = None
+) -> list[str]:
+    return [NAMES[pk] for pk, _ in index.search(query, limit=100, filters=filters)]
 
 
 @pytest.mark.parametrize(
@@ -431,47 +369,68 @@ def _search(conn: sqlite3.Connection, query: KeywordQuery) -> list[str]:
         ('"latent diffusion" OR ti:bert', {"ldm", "bert"}),
         ("transformer AND translation", {"attention"}),
         ("diffusion AND video OR bert", {"video"}),
-        ("attention AND NEAR", {"clx"}),  # user's NEAR is a word, not FTS5's operator
+        ("attention AND NEAR", {"clx"}),  # NEAR is a word, not an operator
         ("BERT: pre-training", {"bert"}),
-        ("xx:transformer", {"attention", "bert"}),  # porter: Transformers ~ transformer
+        ("xx:transformer", {"attention", "bert"}),  # stemmed: Transformers ~ transformer
         ("the of", {"attention", "ldm", "video", "bert"}),  # only stopwords: kept
         ("ml", set()),  # plain words never match category codes (stat.ML)
     ],
 )
 def test_compiled_queries_match_the_right_rows(
-    fts: sqlite3.Connection, text: str, expected: set[str]
+    index: KeywordIndex, text: str, expected: set[str]
 ) -> None:
-    assert set(_search(fts, parse_query(text))) == expected
+    assert set(_search(index, parse_query(text))) == expected
 
 
-def test_papers_with_more_query_words_rank_first(fts: sqlite3.Connection) -> None:
-    assert _search(fts, parse_query("video diffusion"))[0] == "video"
-    assert _search(fts, parse_query("latent diffusion synthesis"))[0] == "ldm"
+def test_papers_with_more_query_words_rank_first(index: KeywordIndex) -> None:
+    assert _search(index, parse_query("video diffusion"))[0] == "video"
+    assert _search(index, parse_query("latent diffusion synthesis"))[0] == "ldm"
 
 
-def _rows(conn: sqlite3.Connection, match: str) -> set[str]:
-    rows = conn.execute(
-        "SELECT p.id FROM papers_fts JOIN papers p ON p.pk = papers_fts.rowid "
-        "WHERE papers_fts MATCH ?",
-        (match,),
-    )
-    return {r[0] for r in rows}
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (SearchFilters(categories=("cs.CV",)), {"ldm", "video"}),
+        (SearchFilters(categories=("CS.lg", "stat.*")), {"ddpm", "video"}),
+        (SearchFilters(categories=("math.*",)), {"mathph"}),  # math.MP
+        (SearchFilters(categories=("math",)), set()),
+        (SearchFilters(categories=("math-ph",)), {"mathph"}),
+        (SearchFilters(categories=("cs.CL",)), set()),  # cs.CLX has no "diffusion"
+        (SearchFilters(categories=("physics.*",)), set()),
+        (SearchFilters(date_from=dt.date(2024, 1, 3)), {"ldm", "video", "mathph"}),
+        (SearchFilters(date_to=dt.date(2024, 1, 3)), {"ddpm", "ldm"}),
+        (
+            SearchFilters(date_from=dt.date(2024, 1, 3), date_to=dt.date(2024, 1, 4)),
+            {"ldm", "video"},
+        ),
+    ],
+)
+def test_filters_restrict_without_changing_scores(
+    index: KeywordIndex, filters: SearchFilters, expected: set[str]
+) -> None:
+    query = parse_query("diffusion")
+    everything = dict(index.search(query, limit=100))
+    filtered = index.search(query, limit=100, filters=filters)
+    assert {NAMES[pk] for pk, _ in filtered} == expected
+    assert all(everything[pk] == score for pk, score in filtered)
 
 
-def test_conditions_alone_filter_the_semantic_side(fts: sqlite3.Connection) -> None:
-    q = parse_query("image synthesis cat:cs.LG OR cat:cs.CV -au:ho")
-    assert q.fts_required is not None
-    assert q.fts_excluded is not None
-    # Every paper in cs.LG or cs.CV, whatever its words; then those by Ho.
-    assert _rows(fts, q.fts_required) == {"attention", "ddpm", "ldm", "video"}
-    assert _rows(fts, q.fts_excluded) == {"ddpm", "video"}
-    assert set(_search(fts, q)) == {"ldm"}
-    plain = parse_query("image synthesis")
-    assert (plain.fts_required, plain.fts_excluded) == (None, None)
+def test_allowed_keys_restrict_the_result(index: KeywordIndex) -> None:
+    allowed = [NAMES.index("ddpm"), NAMES.index("attention")]
+    found = index.search(parse_query("diffusion"), limit=100, allowed=allowed)
+    assert [NAMES[pk] for pk, _ in found] == ["ddpm"]
 
 
-def test_a_pasted_abstract_runs_and_finds_its_paper(fts: sqlite3.Connection) -> None:
-    assert _search(fts, parse_query(ABSTRACT * 3))[0] == "ddpm"
+def test_ties_are_broken_by_key(index: KeywordIndex) -> None:
+    # Three papers with two categories each, one of them cs.LG: equal scores.
+    found = index.search(parse_query("cat:cs.LG"), limit=100)
+    assert {NAMES[pk] for pk, _ in found} == {"attention", "ddpm", "video"}
+    assert len({score for _, score in found}) == 1
+    assert [pk for pk, _ in found] == sorted(pk for pk, _ in found)
+
+
+def test_a_pasted_abstract_runs_and_finds_its_paper(index: KeywordIndex) -> None:
+    assert _search(index, parse_query(ABSTRACT * 3))[0] == "ddpm"
 
 
 _FRAGMENTS = st.sampled_from(
@@ -489,17 +448,15 @@ _QUERIES = st.one_of(
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=_QUERIES)
-def test_any_text_parses_into_a_valid_fts5_query_or_a_syntax_error(
-    fts: sqlite3.Connection, text: str
+def test_any_text_parses_into_a_runnable_query_or_a_syntax_error(
+    index: KeywordIndex, text: str
 ) -> None:
     q = _parse_or_error(text)
     if isinstance(q, QuerySyntaxError):
         assert 0 <= q.position <= len(text)
         return
-    match = q.fts_match
-    assert (match is None) == q.is_empty
-    if match is not None:
-        fts.execute("SELECT rowid FROM papers_fts WHERE papers_fts MATCH ?", (match,)).fetchall()
+    found = index.search(q, limit=10)
+    assert not (q.is_empty and found)
     assert len(q.words) <= MAX_WORDS
 
 

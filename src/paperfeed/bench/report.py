@@ -142,7 +142,7 @@ class BuildStats:
 
     papers: int
     store_seconds: float  # writing the papers to the store
-    keyword_seconds: float  # FTS5 index, in bulk after the store
+    keyword_seconds: float  # the keyword index (tantivy), in bulk after the store
     vector_seconds: float  # vector index: adding the vectors and saving (graph build)
     vector_kind: str  # what the index holds: exact or hnsw
     store_mb: float

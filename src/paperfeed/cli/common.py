@@ -168,12 +168,20 @@ def run_ingest(
             finally:
                 progress.remove_task(task)
         # One pass over everything the files added, after all of them are stored.
-        pending = store.keyword_index_pending()
-        if pending:
-            task = progress.add_task("keyword index", total=pending)
-            store.refresh_keyword_index(progress=partial(advance_of, progress, task))
-            progress.remove_task(task)
+        catch_up_keyword_index(store, progress)
     return reports, errors
+
+
+def catch_up_keyword_index(store: Store, progress: Progress) -> int:
+    """Index the papers queued for the keyword index, with a progress bar; how many."""
+    pending = store.keyword_index_pending()
+    if not pending:
+        return 0
+    task = progress.add_task("keyword index", total=pending)
+    try:
+        return store.refresh_keyword_index(progress=partial(advance_of, progress, task))
+    finally:
+        progress.remove_task(task)
 
 
 def paper_line(paper: Paper) -> str:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from paperfeed.cli.common import (
     advance_of,
+    catch_up_keyword_index,
     cli_settings,
     data_dir_option,
     err,
@@ -181,9 +182,9 @@ def index(
         )
     settings = cli_settings(data_dir)
     with open_cli_store(data_dir) as store:
-        store.refresh_keyword_index()
         progress = progress_bar(quiet or as_json)
         with progress:
+            catch_up_keyword_index(store, progress)
             task = progress.add_task("embedding", total=None)
             encoder, _, n = semantic.build(
                 settings, store, model=model, progress=partial(advance_of, progress, task)

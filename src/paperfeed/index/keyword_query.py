@@ -1,4 +1,4 @@
-"""The search query language: parsed once into a typed query, compiled to SQLite FTS5.
+"""The search query language: parsed once into a typed query that each backend compiles.
 
 Syntax (field prefixes are case-insensitive; only these four are syntax, so ``BERT:`` or
 ``xx:foo`` stay plain text; words and phrases without a prefix search title, abstract and
@@ -23,13 +23,14 @@ after it and ``OR`` next to an exclusion. An unbalanced quote runs to the end of
 
 Long text (more than :data:`LITERAL_WORDS` words or :data:`LITERAL_TOKENS` tokens: a pasted
 abstract) is read as plain words without syntax, since quotes and hyphens in prose are not
-meant as operators. The plain words sent to FTS5 are the first :data:`MAX_WORDS` distinct
+meant as operators. The plain words searched are the first :data:`MAX_WORDS` distinct
 ones, with English stopwords left out (unless the query has nothing else), so any query
 compiles to a bounded expression.
 
-Every token is sent to FTS5 as a quoted string built from letters and digits only, so
-FTS5 syntax in user text (``AND``, ``NEAR``, ``col:``, ``^``, ``*``, parentheses, quotes)
-is never interpreted.
+Terms hold letters and digits only and backends build their queries from them as values
+(SQLite: tantivy query objects, store/sqlite/keyword_index.py; PostgreSQL: tsquery
+lexemes, store/postgres/keyword.py), so no search-engine syntax in user text (``NEAR``,
+``col:``, ``^``, ``*``, parentheses) is ever interpreted.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from paperfeed.errors import PaperfeedError
 # words of operators, while prose often contains quotes and hyphens that are not operators.
 LITERAL_WORDS = 32
 LITERAL_TOKENS = 64
-# At most this many distinct plain words go into the OR-ed part of the FTS5 expression.
+# At most this many distinct plain words go into the OR-ed part of a query.
 MAX_WORDS = 64
 # Text beyond this is ignored: only its first MAX_WORDS distinct words are used anyway.
 MAX_QUERY_CHARS = 20_000
@@ -93,15 +94,6 @@ _PREFIX_FIELDS = {
     "au": Field.AUTHORS,
     "cat": Field.CATEGORIES,
 }
-# FTS5 column filters of papers_fts (migration 0003). Category codes such as "ai", "it" or
-# "cv" would collide with ordinary words, so plain text never searches that column.
-_FTS_COLUMNS = {
-    Field.ANY: "{title abstract authors}",
-    Field.TITLE: "title",
-    Field.ABSTRACT: "abstract",
-    Field.AUTHORS: "authors",
-    Field.CATEGORIES: "categories",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,23 +115,10 @@ class Term:
     def is_phrase(self) -> bool:
         return len(self.tokens) > 1
 
-    def matches_category(self, category: str) -> bool:
-        """Whether a category string satisfies this ``cat:`` term exactly (case-insensitive).
-
-        FTS5 matches category tokens (``cs.CL`` is the phrase ``cs cl``); use this to filter
-        exactly where the difference matters (``cat:math.*`` also matches ``math-ph``
-        at the token level).
-        """
-        if self.field is not Field.CATEGORIES:
-            return False
-        pattern = self.text.rstrip("*").casefold() if self.prefix else self.text.casefold()
-        value = category.casefold()
-        return value.startswith(pattern) if self.prefix else value == pattern
-
 
 @dataclass(frozen=True, slots=True)
 class KeywordQuery:
-    """A parsed query; backends compile it (``fts_match`` for SQLite FTS5).
+    """A parsed query; each store backend compiles it to its own search engine.
 
     A paper matches when it contains at least one of ``words`` (if any), at least one
     alternative of every group in ``required``, and none of ``excluded``.
@@ -186,28 +165,6 @@ class KeywordQuery:
         content = [t for t in folded if t not in STOPWORDS]
         return tuple(content or folded)
 
-    @property
-    def fts_match(self) -> str | None:
-        return to_fts5(self)
-
-    @property
-    def fts_required(self) -> str | None:
-        """FTS5 expression of the conditions alone (no ranking words), or None.
-
-        For the semantic side of a hybrid search, whose candidates must obey the same
-        conditions: keep papers whose rowid matches this and does not match ``fts_excluded``.
-        """
-        if not self.required:
-            return None
-        return " AND ".join(_fts_group(g) for g in self.required)
-
-    @property
-    def fts_excluded(self) -> str | None:
-        """FTS5 expression matching every excluded paper, or None."""
-        if not self.excluded:
-            return None
-        return " OR ".join(_fts_term(t) for t in self.excluded)
-
 
 def parse_query(text: str, *, syntax: bool = True) -> KeywordQuery:
     """Parse a search box entry; ``syntax=False`` reads it all as plain words.
@@ -223,23 +180,8 @@ def parse_query(text: str, *, syntax: bool = True) -> KeywordQuery:
     return _assemble(text, groups)
 
 
-def to_fts5(query: KeywordQuery) -> str | None:
-    """The FTS5 MATCH expression for ``papers_fts``, or None when there is nothing to match."""
-    required = query.fts_required
-    positives = [required] if required else []
-    if query.words:
-        words = " OR ".join(_fts_string(w) for w in query.words)
-        positives.append(f"{_FTS_COLUMNS[Field.ANY]} : ({words})")
-    if not positives:
-        return None
-    expression = " AND ".join(positives)
-    excluded = query.fts_excluded
-    # FTS5's NOT is binary (a NOT b): a query of exclusions alone is refused when parsing.
-    return f"({expression}) NOT ({excluded})" if excluded else expression
-
-
 def tokenize(text: str) -> tuple[str, ...]:
-    """Split text into tokens the way FTS5's unicode61 does (runs of letters and digits)."""
+    """Split text into tokens: runs of letters and digits (as the backends' analyzers do)."""
     return tuple(_TOKEN.findall(unicodedata.normalize("NFC", text)))
 
 
@@ -493,25 +435,3 @@ def _clip(text: str) -> str:
     cut = text[:MAX_SEMANTIC_CHARS]
     space = cut.rfind(" ")
     return cut[:space] if space > 0 else cut
-
-
-# --- FTS5 ---------------------------------------------------------------------------------
-
-
-def _fts_string(text: str) -> str:
-    # Tokens hold letters and digits only; doubling quotes is the FTS5 escape regardless.
-    return '"' + text.replace('"', '""') + '"'
-
-
-def _fts_term(term: Term) -> str:
-    phrase = _fts_string(" ".join(term.tokens))
-    # "cs." then "*": the phrase "cs" is every cs category; a letter before "*" is a prefix.
-    if term.prefix and term.text.rstrip("*")[-1:].isalnum():
-        phrase += "*"
-    return f"{_FTS_COLUMNS[term.field]} : {phrase}"
-
-
-def _fts_group(group: tuple[Term, ...]) -> str:
-    if len(group) == 1:
-        return _fts_term(group[0])
-    return "(" + " OR ".join(_fts_term(t) for t in group) + ")"

@@ -187,20 +187,12 @@ class Store(AccountStore, RecommendStore):
 
     # -- search support ----------------------------------------------------------------
     @abc.abstractmethod
-    def keyword_candidates(
-        self, match: str, *, limit: int, filters: SearchFilters | None = None
-    ) -> list[tuple[int, float]]:
-        """(paper pk, BM25 score, higher is better) for a backend match expression."""
-
     def keyword_search(
         self, query: KeywordQuery, *, limit: int, filters: SearchFilters | None = None
     ) -> list[tuple[int, float]]:
-        """(paper pk, score, higher is better) for a parsed query; each backend compiles it
-        its own way (here: its FTS5 form, for ``keyword_candidates``)."""
-        match = query.fts_match
-        if not match:
-            return []
-        return self.keyword_candidates(match, limit=limit, filters=filters)
+        """(paper pk, BM25-like score, higher is better) of the best ``limit`` papers
+        matching a parsed query, best first, ties by pk; each backend compiles the query
+        its own way (SQLite: a tantivy index beside the database; PostgreSQL: tsquery)."""
 
     def vector_index(self, model_id: str, dim: int) -> VectorIndex | None:
         """The store's own vector index for a model, or None when the vectors live in

@@ -17,8 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from paperfeed.errors import PaperfeedError, StoreError
+from paperfeed.errors import StoreError
 from paperfeed.ids import normalize_doi, parse_arxiv_id, title_key
+from paperfeed.index.keyword_query import KeywordQuery
 from paperfeed.merge import content_hash, merge_papers
 from paperfeed.model import (
     Appearance,
@@ -43,6 +44,7 @@ from paperfeed.store.base import (
 )
 from paperfeed.store.migrations import Migration, load_migrations
 from paperfeed.store.sqlite.accounts import SQLiteAccounts
+from paperfeed.store.sqlite.keyword_index import KeywordDocument, KeywordIndex
 from paperfeed.store.sqlite.recommend import SQLiteRecommend
 
 MIGRATIONS_PACKAGE = "paperfeed.store.sqlite.migrations"
@@ -50,9 +52,9 @@ _PAPER_COLUMNS = (
     "pk, id, title, abstract, authors, categories, arxiv_id, doi, published, updated, "
     "links, upvotes, first_seen, content_hash"
 )
-# BM25 column weights for papers_fts (title, abstract, authors, categories): a word in the
-# title says more about a paper than the same word in its abstract.
-_BM25_WEIGHTS = (4.0, 1.0, 1.0, 1.0)
+# Papers re-indexed per keyword-index commit: tantivy makes a segment per commit, and
+# fewer, larger segments search faster (its merges then have less to do).
+KEYWORD_BATCH = 20_000
 
 
 # One encoder built once: json.dumps with options builds a new encoder on every call.
@@ -99,9 +101,19 @@ class SQLiteStore(SQLiteAccounts, SQLiteRecommend, Store):
             # A larger page cache for the writer keeps index pages hot during bulk ingest.
             self._writer.execute("PRAGMA cache_size=-65536")
             self._migrate(load_migrations(MIGRATIONS_PACKAGE))
+            self._keyword = KeywordIndex(self._path.with_name(self._path.name + "-keyword"))
+            if self._keyword.created:
+                # A new (or rebuilt) keyword index: every stored paper goes into it.
+                with self._lock:
+                    self._writer.execute(
+                        "INSERT OR IGNORE INTO keyword_pending (pk) SELECT pk FROM papers"
+                    )
         except sqlite3.DatabaseError as exc:
             self.close()
             raise StoreError(f"cannot open the store at {self._path}: {exc}") from None
+        except StoreError:
+            self.close()
+            raise
 
     # -- connections -----------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -365,40 +377,59 @@ class SQLiteStore(SQLiteAccounts, SQLiteRecommend, Store):
             )
 
     def refresh_keyword_index(
-        self, *, progress: Callable[[int, int], None] | None = None, batch_size: int = 5000
+        self,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        batch_size: int = KEYWORD_BATCH,
     ) -> int:
         total = self.keyword_index_pending()
         done = 0
         while True:
             with self._lock:
                 conn = self._writer
-                row = conn.execute(
-                    "SELECT pk FROM keyword_pending ORDER BY pk LIMIT 1 OFFSET ?",
-                    (batch_size - 1,),
-                ).fetchone()
-                bound = row[0] if row else None
-                where = "" if bound is None else "WHERE pk <= ?"
-                params = () if bound is None else (bound,)
+                # The write transaction spans the index commit: no other process changes
+                # papers meanwhile, and the queue is emptied only once the index holds them.
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    cur = conn.execute(
-                        "INSERT INTO papers_fts (rowid, title, abstract, authors, categories) "
-                        "SELECT pk, title, abstract, authors, categories FROM papers "
-                        f"WHERE pk IN (SELECT pk FROM keyword_pending {where})",
-                        params,
-                    )
-                    n = cur.rowcount
-                    conn.execute(f"DELETE FROM keyword_pending {where}", params)
+                    pks = [
+                        int(r[0])
+                        for r in conn.execute(
+                            "SELECT pk FROM keyword_pending ORDER BY pk LIMIT ?", (batch_size,)
+                        )
+                    ]
+                    if not pks:
+                        conn.execute("COMMIT")
+                        return done
+                    added = self._keyword.replace(pks, self._keyword_documents(conn, pks))
+                    conn.execute("DELETE FROM keyword_pending WHERE pk <= ?", (pks[-1],))
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
-            done += max(n, 0)
+            done += added
             if progress is not None:
                 progress(done, max(total, done))
-            if bound is None:
-                return done
+
+    @staticmethod
+    def _keyword_documents(
+        conn: sqlite3.Connection, pks: Sequence[int]
+    ) -> Iterator[KeywordDocument]:
+        for start in range(0, len(pks), 500):
+            chunk = pks[start : start + 500]
+            for r in conn.execute(
+                "SELECT pk, title, abstract, authors, categories, published FROM papers "
+                f"WHERE pk IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                yield KeywordDocument(
+                    pk=int(r[0]),
+                    title=r[1],
+                    abstract=r[2],
+                    authors=json.loads(r[3]),
+                    categories=json.loads(r[4]),
+                    published=_date(r[5]),
+                )
 
     def keyword_index_pending(self) -> int:
         return int(self._reader().execute("SELECT COUNT(*) FROM keyword_pending").fetchone()[0])
@@ -621,25 +652,23 @@ class SQLiteStore(SQLiteAccounts, SQLiteRecommend, Store):
             params.extend(filters.topics)
         return " AND ".join(where), params
 
-    def keyword_candidates(
-        self, match: str, *, limit: int, filters: SearchFilters | None = None
+    def keyword_search(
+        self, query: KeywordQuery, *, limit: int, filters: SearchFilters | None = None
     ) -> list[tuple[int, float]]:
-        weights = ", ".join(str(w) for w in _BM25_WEIGHTS)
-        where, params = self._filter_sql(filters)
-        join = "JOIN papers p ON p.pk = papers_fts.rowid " if where else ""
-        sql = (
-            f"SELECT papers_fts.rowid, bm25(papers_fts, {weights}) AS score FROM papers_fts "
-            + join
-            + "WHERE papers_fts MATCH ? "
-            + (f"AND {where} " if where else "")
-            + "ORDER BY score, papers_fts.rowid LIMIT ?"
-        )
-        try:
-            rows = self._reader().execute(sql, [match, *params, limit]).fetchall()
-        except sqlite3.OperationalError as exc:
-            raise PaperfeedError(f"the keyword query could not be run: {exc}") from None
-        # FTS5's bm25() is negative (lower is better); callers want higher-is-better.
-        return [(int(pk), -float(score)) for pk, score in rows]
+        allowed = None
+        if filters is not None:
+            # Dates and categories are fields of the keyword index; anything else is
+            # resolved here into the keys that pass it.
+            rest = replace(filters, date_from=None, date_to=None, categories=())
+            if rest.active:
+                allowed = self.filter_pks(rest)
+                if not allowed:
+                    return []
+        return self._keyword.search(query, limit=limit, filters=filters, allowed=allowed)
+
+    def keyword_index_size(self) -> int:
+        """Bytes on disk of the keyword index (for ``paperfeed bench``)."""
+        return self._keyword.size_bytes()
 
     def papers_by_pk(self, pks: Sequence[int]) -> dict[int, Paper]:
         conn = self._reader()
