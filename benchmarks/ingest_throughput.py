@@ -116,7 +116,9 @@ def main() -> int:
             f"{report.quarantined} quarantined) in {stored:.1f} s"
         )
         print(f"parse + store: {report.read / stored:,.0f} records/s")
-        print(f"keyword index (tantivy) of {indexed:,} papers: {indexed / index_time:,.0f} papers/s")
+        print(
+            f"keyword index (tantivy) of {indexed:,} papers: {indexed / index_time:,.0f} papers/s"
+        )
         print(f"whole ingest command (both): {report.read / total:,.0f} records/s")
         print(f"RSS before ingest: {rss_before:.0f} MiB; peak RSS: {peak:.0f} MiB")
         print(
