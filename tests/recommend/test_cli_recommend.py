@@ -89,6 +89,7 @@ def test_topics_commands(home: Path) -> None:
         ).output
     )
     assert added["group"] == "user"
+    assert added["papers"] > 0  # labelled at once, no 'topics assign' needed
     interest = json.loads(
         run(home, "topics", "add", "diffusion models for images", "--interest", "--json").output
     )

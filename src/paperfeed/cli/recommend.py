@@ -392,17 +392,26 @@ def topics_add(
     as_json: bool,
 ) -> None:
     """Define your own topic (or interest) with one sentence."""
+    from paperfeed.index import semantic
+
+    settings = cli_settings(data_dir)
+    labelled = None
     with open_cli_store(data_dir) as store:
         user = _user_or_none(store, username)
         topic = tp.add_user_topic(store, user.id, sentence, name=name, interest=interest)
+        vectors = None if interest else open_active_vectors(settings, store)
+        if vectors is not None:
+            encoder = semantic.load_encoder(settings, vectors.model)
+            labelled = tp.label_topic(store, vectors, encoder, topic)
     if as_json:
-        print_json({"key": topic.key, "name": topic.name, "group": topic.group})
+        print_json({"key": topic.key, "name": topic.name, "group": topic.group, "papers": labelled})
         return
-    then = (
-        "'paperfeed for-you' uses it now"
-        if interest
-        else "'paperfeed topics assign' labels the papers"
-    )
+    if interest:
+        then = "'paperfeed for-you' uses it now"
+    elif labelled is None:
+        then = "its papers are labelled once the store is embedded ('paperfeed index')"
+    else:
+        then = f"{labelled} papers carry it"
     out.print(f"Added {topic.group} {escape(topic.key)}; {then}.")
 
 
