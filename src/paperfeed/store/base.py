@@ -90,9 +90,7 @@ class SearchFilters:
 
     @property
     def active(self) -> bool:
-        return bool(
-            self.date_from or self.date_to or self.categories or self.source or self.topics
-        )
+        return bool(self.date_from or self.date_to or self.categories or self.source or self.topics)
 
 
 @dataclass(frozen=True, slots=True)
