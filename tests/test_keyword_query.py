@@ -328,7 +328,8 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> KeywordIndex:
         KeywordDocument(pk, title, abstract, authors, categories, dt.date(2024, 1, 1 + pk))
         for pk, (title, abstract, authors, categories) in enumerate(PAPERS.values())
     ]
-    index.replace([], docs)
+    with index.updating() as update:
+        update.replace([], docs)
     return index
 
 

@@ -27,7 +27,8 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -139,6 +140,29 @@ def _date_number(day: dt.date) -> int:
     return day.year * 10_000 + day.month * 100 + day.day
 
 
+class KeywordUpdate:
+    """Commits to a keyword index through one held writer (see KeywordIndex.updating)."""
+
+    def __init__(self, index: KeywordIndex, writer: tantivy.IndexWriter) -> None:
+        self._index = index
+        self._writer = writer
+
+    def replace(self, pks: Sequence[int], documents: Iterable[KeywordDocument]) -> int:
+        """Remove the papers ``pks`` and add ``documents``, in one commit; returns how many
+        documents were added. Only keys the index holds are deleted: a batch of new papers
+        (the bulk of any ingest) costs no deletes, and a batch committed before a crash is
+        deleted and added again when it is retried."""
+        for pk in self._index.indexed(pks):
+            self._writer.delete_documents_by_term("pk", int(pk))
+        added = 0
+        for doc in documents:
+            self._writer.add_document(self._index.document(doc))
+            added += 1
+        self._writer.commit()
+        self._index.refresh_reader()
+        return added
+
+
 class KeywordIndex:
     """A tantivy index directory; searches from any thread, writes under the store's lock."""
 
@@ -216,30 +240,38 @@ class KeywordIndex:
             self._meta_seen = stamp
         return self._index.searcher()
 
+    def indexed(self, pks: Iterable[int]) -> list[int]:
+        """Which of these keys have a document in the index (perhaps one already deleted:
+        deleting it again is harmless; a key that never had one is not listed)."""
+        searcher = self._fresh_searcher()
+        return [pk for pk in pks if searcher.doc_freq("pk", int(pk))]
+
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
 
     # -- writes --------------------------------------------------------------------------
-    def replace(self, pks: Iterable[int], documents: Iterable[KeywordDocument]) -> int:
-        """Remove the papers ``pks`` and add ``documents`` in one commit; returns how many
-        documents were added. The caller holds the store's write lock."""
+    @contextmanager
+    def updating(self) -> Iterator[KeywordUpdate]:
+        """Hold the index's writer for a series of :meth:`KeywordUpdate.replace` commits.
+
+        One writer for a whole refresh: tantivy merges segments in the background, and
+        waiting for that once at the end (not after every batch) is what keeps bulk
+        indexing fast. Another process's writer is waited for (it holds it only while it
+        refreshes, and empties the whole queue, this process's papers included).
+        """
         writer = self._writer()
         try:
-            for pk in pks:
-                writer.delete_documents_by_term("pk", int(pk))
-            added = 0
-            for doc in documents:
-                writer.add_document(self._document(doc))
-                added += 1
-            writer.commit()
+            yield KeywordUpdate(self, writer)
         except BaseException:
             writer.rollback()
             raise
         finally:
             writer.wait_merging_threads()
+            self.refresh_reader()
+
+    def refresh_reader(self) -> None:
         self._index.reload()
         self._meta_seen = self._meta_stamp()
-        return added
 
     def _writer(self) -> tantivy.IndexWriter:
         deadline = time.monotonic() + WRITER_WAIT_SECONDS
@@ -254,7 +286,7 @@ class KeywordIndex:
                     ) from None
                 time.sleep(0.2)
 
-    def _document(self, doc: KeywordDocument) -> tantivy.Document:
+    def document(self, doc: KeywordDocument) -> tantivy.Document:
         fields: dict[str, Any] = {
             "pk": doc.pk,
             "text": [doc.title] * TITLE_REPEATS + [doc.abstract, *doc.authors],

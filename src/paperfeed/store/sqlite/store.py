@@ -384,32 +384,37 @@ class SQLiteStore(SQLiteAccounts, SQLiteRecommend, Store):
     ) -> int:
         total = self.keyword_index_pending()
         done = 0
-        while True:
-            with self._lock:
-                conn = self._writer
-                # The write transaction spans the index commit: no other process changes
-                # papers meanwhile, and the queue is emptied only once the index holds them.
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    pks = [
-                        int(r[0])
-                        for r in conn.execute(
-                            "SELECT pk FROM keyword_pending ORDER BY pk LIMIT ?", (batch_size,)
-                        )
-                    ]
-                    if not pks:
+        if not total:
+            return 0
+        with self._keyword.updating() as update:
+            while True:
+                with self._lock:
+                    conn = self._writer
+                    # The write transaction spans the index commit: no other process
+                    # changes papers meanwhile, and the queue is emptied only once the
+                    # index holds them.
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        pks = [
+                            int(r[0])
+                            for r in conn.execute(
+                                "SELECT pk FROM keyword_pending ORDER BY pk LIMIT ?",
+                                (batch_size,),
+                            )
+                        ]
+                        if not pks:
+                            conn.execute("COMMIT")
+                            return done
+                        added = update.replace(pks, self._keyword_documents(conn, pks))
+                        conn.execute("DELETE FROM keyword_pending WHERE pk <= ?", (pks[-1],))
                         conn.execute("COMMIT")
-                        return done
-                    added = self._keyword.replace(pks, self._keyword_documents(conn, pks))
-                    conn.execute("DELETE FROM keyword_pending WHERE pk <= ?", (pks[-1],))
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            done += added
-            if progress is not None:
-                progress(done, max(total, done))
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
+                done += added
+                if progress is not None:
+                    progress(done, max(total, done))
 
     @staticmethod
     def _keyword_documents(
