@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -89,12 +90,18 @@ def test_serve_a_store_then_stop(tmp_path: Path) -> None:
         capture_output=True,
         env=_env(),
     )
+    # A lost keyword index (or one from an older layout) is rebuilt before serving.
+    shutil.rmtree(data / "paperfeed.db-keyword")
     port = free_port()
     args = ["serve", "--data-dir", str(data), "--port", str(port), "--no-access-log"]
     with running(args, port, tmp_path / "serve.log") as proc:
         r = httpx.get(f"http://127.0.0.1:{port}/search", params={"q": "diffusion"})
         assert r.status_code == 200
         assert "Keyword search only" in r.text
+        found = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/search", params={"q": "diffusion", "mode": "keyword"}
+        ).json()
+        assert found["total"] > 10
         assert httpx.get(f"http://127.0.0.1:{port}/papers/nope").status_code == 404
         # The port is taken now: a second server says so instead of a traceback.
         second = subprocess.run(

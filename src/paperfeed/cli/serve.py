@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 import click
 
 from paperfeed.cli.common import (
+    catch_up_keyword_index,
     cli_settings,
     data_dir_option,
     open_cli_store,
     out,
+    progress_bar,
     semantic_installed,
 )
 from paperfeed.errors import PaperfeedError
@@ -412,6 +414,10 @@ def serve(
     collections and digest subscriptions, the JSON API (/api/v1, documented at /docs) and
     the Hugging Face-compatible papers API; plus the scheduled fetch and digests."""
     settings = cli_settings(data_dir)
+    with open_cli_store(data_dir) as store, progress_bar(quiet=False) as progress:
+        # Papers written but not yet in the keyword index (an interrupted ingest, an
+        # index rebuilt after an upgrade) are searchable from the first request.
+        catch_up_keyword_index(store, progress)
     if workers > 1:
         run_workers(
             settings,
