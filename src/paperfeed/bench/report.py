@@ -121,19 +121,31 @@ class MemoryStats:
     peak_mb: float  # the largest sample taken while the timed queries ran
     anon_mb: float  # at the peak sample: heap (model weights, arrays) ...
     file_mb: float  # ... and pages of mapped files (graph, libraries)
+    # PostgreSQL: the server's own processes (PSS summed), separate from the figures
+    # above; None on SQLite or when the server is not on this machine.
+    server_loaded_mb: float | None = None
+    server_peak_mb: float | None = None
 
     def to_json(self) -> dict[str, float]:
-        return {
+        doc = {
             "loaded_mb": round(self.loaded_mb, 1),
             "warm_mb": round(self.warm_mb, 1),
             "peak_mb": round(self.peak_mb, 1),
             "anon_mb": round(self.anon_mb, 1),
             "file_mb": round(self.file_mb, 1),
         }
+        if self.server_peak_mb is not None and self.server_loaded_mb is not None:
+            doc["server_loaded_mb"] = round(self.server_loaded_mb, 1)
+            doc["server_peak_mb"] = round(self.server_peak_mb, 1)
+        return doc
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> MemoryStats:
-        return cls(**{k: float(doc[k]) for k in cls.__slots__})
+        optional = ("server_loaded_mb", "server_peak_mb")
+        return cls(
+            **{k: float(doc[k]) for k in cls.__slots__ if k not in optional},
+            **{k: float(doc[k]) for k in optional if doc.get(k) is not None},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,9 +270,13 @@ class BenchReport:
     embedding: EmbedResult | None
     sizes: list[SizeResult] = field(default_factory=list)
     work_dir: str = ""
+    backend: str = "sqlite"  # or "postgresql"
+    server: dict[str, str] | None = None  # PostgreSQL: versions, memory settings, where
 
     def to_json(self) -> dict[str, object]:
         return {
+            "backend": self.backend,
+            "server": None if self.server is None else dict(self.server),
             "model": self.model,
             "model_id": self.model_id,
             "index_kind": self.index_kind,

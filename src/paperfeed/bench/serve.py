@@ -52,6 +52,8 @@ class ServeSpec:
     max_queries: int
     duration: float  # seconds per mode at most
     warmup: int
+    # A PostgreSQL store (the vectors in its pgvector index); None: SQLite + vectors_dir.
+    database_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,21 +86,43 @@ def _memory() -> tuple[float, float, float]:
     return fields["VmRSS"], fields.get("RssAnon", 0.0), fields.get("RssFile", 0.0)
 
 
+def _server_memory(processes: list[Any]) -> float | None:
+    if not processes:
+        return None
+    from paperfeed.bench.postgres import server_memory
+
+    return server_memory(processes)
+
+
 def serve(spec: ServeSpec, progress: Progress | None = None) -> ServeResult:
     """Open the corpus like a server does and time every mode (call in a fresh process)."""
     import numpy as np
 
     from paperfeed.index.encoder import configure_threads, get_encoder
-    from paperfeed.index.vectors import open_vector_index
+    from paperfeed.index.vectors import VectorIndex, open_vector_index
     from paperfeed.search import SearchEngine, SearchMode, SearchOptions
     from paperfeed.settings import Settings
     from paperfeed.store import open_store
 
     configure_threads(1, queries=1)
     encoder = get_encoder(spec.model, cache_dir=Path(spec.models_dir))
-    index = open_vector_index(Path(spec.vectors_dir), model_id=spec.vectors_model_id, dim=spec.dim)
-    store = open_store(Settings.resolve(spec.data_dir), create=False)
+    # Explicit settings: PAPERFEED_DATABASE_URL in the environment must not redirect a run.
+    settings = Settings(data_dir=Path(spec.data_dir).resolve(), database_url=spec.database_url)
+    store = open_store(settings, create=False)
+    server: list[Any] = []
     try:
+        if spec.database_url is None:
+            index: VectorIndex = open_vector_index(
+                Path(spec.vectors_dir), model_id=spec.vectors_model_id, dim=spec.dim
+            )
+        else:
+            from paperfeed.bench.postgres import server_processes
+
+            in_store = store.vector_index(spec.vectors_model_id, spec.dim)
+            if in_store is None:
+                raise PaperfeedError("the PostgreSQL store has no vector index")
+            index = in_store
+            server = server_processes(store, spec.database_url)
         engine = SearchEngine(store, encoder=encoder, vectors=index)
         qvecs = np.load(spec.query_vectors)
         truth = np.load(spec.truth)
@@ -133,12 +157,16 @@ def serve(spec: ServeSpec, progress: Progress | None = None) -> ServeResult:
 
         runners = {mode: runner(mode) for mode in spec.modes}
         loaded = _memory()[0]
+        server_loaded = _server_memory(server)
         n = len(texts)
         for run in runners.values():
             for j in range(min(spec.warmup, n)):
                 run(n - 1 - j)
         warm = _memory()[0]
         peak = _memory()
+        # The server's memory is sampled between modes only: reading every process's
+        # page map takes milliseconds that would land in the timed queries.
+        server_samples = [_server_memory(server)]
         results: list[ModeResult] = []
         for mode, run in runners.items():
             wall: list[float] = []
@@ -164,6 +192,7 @@ def serve(spec: ServeSpec, progress: Progress | None = None) -> ServeResult:
                     break
             seconds = time.perf_counter() - started
             peak = max(peak, _memory())
+            server_samples.append(_server_memory(server))
             r10 = rk = k = None
             if found:
                 true = [truth[i].tolist() for i in asked]
@@ -173,7 +202,17 @@ def serve(spec: ServeSpec, progress: Progress | None = None) -> ServeResult:
                     rk = recall_at(found, true, depth)
             stats = LatencyStats.of(wall, cpu, seconds)
             results.append(ModeResult(mode, stats, r10, rk, k))
-        return ServeResult(results, MemoryStats(loaded, warm, peak[0], peak[1], peak[2]))
+        sampled = [m for m in server_samples if m is not None]
+        memory = MemoryStats(
+            loaded,
+            warm,
+            peak[0],
+            peak[1],
+            peak[2],
+            server_loaded_mb=server_loaded,
+            server_peak_mb=max(sampled) if sampled else None,
+        )
+        return ServeResult(results, memory)
     finally:
         store.close()
 

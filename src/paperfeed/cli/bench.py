@@ -102,6 +102,18 @@ from paperfeed.errors import PaperfeedError
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the JSON report here.",
 )
+@click.option(
+    "--database-url",
+    help="Build and serve the corpora in PostgreSQL on this server (one database per size, "
+    "paperfeed_bench_N, kept for re-runs) instead of SQLite. PAPERFEED_DATABASE_URL is "
+    "not used: SQLite stays the default.",
+)
+@click.option(
+    "--embedded-postgres",
+    is_flag=True,
+    help="Start a throwaway PostgreSQL server (embedded-postgres, loopback) in the work "
+    "directory for the run, and stop it at the end.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @data_dir_option
 @json_option
@@ -119,6 +131,8 @@ def bench(
     seed: int,
     work_dir: Path | None,
     out_path: Path | None,
+    database_url: str | None,
+    embedded_postgres: bool,
     quiet: bool,
     data_dir: Path | None,
     as_json: bool,
@@ -129,6 +143,7 @@ def bench(
     text, its abstracts' real embeddings the distribution of their synthetic vectors, and
     its queries are the queries. Prints latency p50/p95/p99 and QPS per mode, recall@10 of
     the vector index, build times, the serving process's memory and embedding throughput.
+    The store is SQLite unless --database-url or --embedded-postgres selects PostgreSQL.
     """
     if not semantic_installed():
         raise PaperfeedError("bench needs the semantic extra: pip install 'paperfeed[semantic]'")
@@ -145,6 +160,8 @@ def bench(
         embed_docs=embed_docs,
         baseline=not no_baseline,
         seed=seed,
+        database_url=database_url,
+        embedded_postgres=embedded_postgres,
     )
     progress = progress_bar(quiet or as_json)
     tasks: dict[str, TaskID] = {}
@@ -168,6 +185,16 @@ def bench(
 def print_report(report: BenchReport) -> None:
     # Piped output is not cut to 80 columns: the tables are wider than that.
     console = out if out.is_terminal else Console(highlight=False, soft_wrap=True, width=170)
+    if report.server is None:
+        out.print(f"[bold]backend[/bold]: {escape(report.backend)}")
+    else:
+        srv = report.server
+        out.print(
+            f"[bold]backend[/bold]: {escape(report.backend)}, PostgreSQL "
+            f"{escape(srv['postgresql'])} + pgvector {escape(srv['pgvector'])} "
+            f"({escape(srv['server'])}; shared_buffers {escape(srv['shared_buffers'])}); "
+            "the server's memory is not in the RSS columns: see 'server'"
+        )
     out.print(
         f"[bold]model[/bold] {escape(report.model_id)} ({escape(report.model)}); "
         f"vector index {report.index_kind}; threads {report.threads}"
@@ -204,6 +231,7 @@ def print_report(report: BenchReport) -> None:
                 str(lat.queries),
             )
     console.print(table)
+    server = any(s.memory.server_peak_mb is not None for s in report.sizes)
     build = Table(
         "papers",
         "store s",
@@ -217,10 +245,13 @@ def print_report(report: BenchReport) -> None:
         "RSS peak",
         "anon",
         "file",
-        title="Build (reused: built by an earlier run) and serving memory (MiB)",
+        *(["server loaded", "server peak"] if server else []),
+        title="Build (reused: built by an earlier run) and serving memory (MiB)"
+        + ("; server: the PostgreSQL processes' PSS, apart from the RSS" if server else ""),
     )
     for size in report.sizes:
         b, mem = size.build, size.memory
+        extra = [_mb(mem.server_loaded_mb), _mb(mem.server_peak_mb)] if server else []
         build.add_row(
             f"{size.size:,}" + (" (reused)" if b.reused else ""),
             f"{b.store_seconds:.1f}",
@@ -234,6 +265,7 @@ def print_report(report: BenchReport) -> None:
             f"{mem.peak_mb:.0f}",
             f"{mem.anon_mb:.0f}",
             f"{mem.file_mb:.0f}",
+            *extra,
         )
     console.print(build)
     if report.embedding is not None:
@@ -253,3 +285,7 @@ def print_report(report: BenchReport) -> None:
             mark = "[green]met[/green]" if t.met else "[red]missed[/red]"
             out.print(f"target at {size.size:,}: {t.name} {t.value:.3f} ({t.limit}): {mark}")
     out.print(f"[dim]work dir: {escape(report.work_dir)}[/dim]")
+
+
+def _mb(value: float | None) -> str:
+    return "" if value is None else f"{value:.0f}"
