@@ -257,7 +257,7 @@ def test_bench_on_postgresql(beir: Path, tmp_path: Path, bench_server: PgServer)
     report = run_bench(
         config(beir, work, sizes=(2000,), index_kind="hnsw", database_url=bench_server.admin_url)
     )
-    data = report.to_json()
+    data = json.loads(json.dumps(report.to_json()))  # plain JSON types only
     check_report_sanity(data, [2000])
     assert data["backend"] == "postgresql"
     server = data["server"]

@@ -143,8 +143,9 @@ def sizes_mb(store: Store, model_id: str) -> tuple[float, float]:
                 "SELECT pg_relation_size(to_regclass(%s))", (index_name(int(model)),)
             ).fetchone()
             graph = int(found[0] or 0) if found else 0
-    share = (ours or 0) / all_vectors if all_vectors else 0.0
-    return (database - vectors_total) / 2**20, (table * share + graph) / 2**20
+    # SUM() comes back as numeric (Decimal): floats from here on.
+    share = float(ours or 0) / float(all_vectors) if all_vectors else 0.0
+    return float(database - vectors_total) / 2**20, (float(table) * share + graph) / 2**20
 
 
 def server_info(store: Store, url: str, embedded: bool) -> dict[str, str]:
