@@ -10,9 +10,10 @@ The graph does not hold the vectors themselves but their projection on the top
 compared by inner product: 128 bytes a vector instead of 384 (a 277 MB graph at a million
 vectors instead of ~530 MB), twice as fast to build and search, and, measured at 30,000
 vectors, recall after rescoring 0.985 against 0.989 for the full vectors. Its ordering is
-only approximate, so a query takes ``candidates_factor × k`` keys from it and rescores
-them in float32 from the float16 matrix kept by :mod:`vector_exact`, read row by row
-without ever becoming resident.
+only approximate, so a query takes ``candidates_factor × k`` keys from it (fewer per
+result for deep searches: :meth:`HnswIndex.graph_count`) and rescores them in float32
+from the float16 matrix kept by :mod:`vector_exact`, read row by row without ever
+becoming resident.
 
 Rows added since the graph was written (the "delta") are searched exactly from a float32
 copy in memory; keys deleted or replaced since then ("stale") are dropped from the graph's
@@ -63,6 +64,13 @@ CONNECTIVITY = 16
 EXPANSION_ADD = 128
 EXPANSION_SEARCH = 192
 CANDIDATES_FACTOR = 8
+# A deep search (a ranking's candidate list: k in the hundreds) needs fewer candidates per
+# result: its top 10 come from a far larger rescored set. Measured at 100,000 synthetic
+# vectors, k = 300: 8×k took 40 ms for recall@10 0.999 / recall@300 0.994; 2×k 10.7 ms
+# for 0.989 / 0.918. So the factor applies to the first FACTOR_K results; beyond that,
+# DEEP_FACTOR × k candidates.
+FACTOR_K = 64
+DEEP_FACTOR = 2
 SYNC_ROWS = 5_000
 REBUILD_REMOVED_FRACTION = 0.25
 # Up to this many allowed keys, a filtered search scores them all exactly instead of
@@ -215,6 +223,10 @@ class HnswIndex(MatrixIndex[GraphState]):
         """How many graph candidates per wanted result are rescored, for this process only."""
         self._factor = max(1, int(value))
 
+    def graph_count(self, k: int) -> int:
+        """How many graph candidates a search for ``k`` results rescores."""
+        return max(DEEP_FACTOR * k, self._factor * min(k, FACTOR_K))
+
     @property
     def has_graph(self) -> bool:
         return self._state.graph is not None
@@ -225,13 +237,13 @@ class HnswIndex(MatrixIndex[GraphState]):
         q, k = self._query(query), check_k(k)
         state = self._state
         if allowed is None:
-            return self._search_one(state, q, k, self._graph_keys(state, q, self._factor * k))
+            return self._search_one(state, q, k, self._graph_keys(state, q, self.graph_count(k)))
         rows = state.rows
         allowed_rows = self._allowed_rows(rows, allowed)
         if state.graph is None or len(allowed_rows) <= ALLOWED_EXACT_MAX:
             return self._exact_rows(rows, allowed_rows, q, k)
         # Over-fetch from the graph in proportion to how much the filter will drop.
-        want = self._factor * k * len(state.graph) / len(allowed_rows)
+        want = self.graph_count(k) * len(state.graph) / len(allowed_rows)
         fetched = self._graph_keys(state, q, min(OVERFETCH_MAX, math.ceil(want)))
         found = self._search_one(state, q, k, fetched, np.sort(rows.keys[allowed_rows]))
         if len(found) < min(k, len(allowed_rows)):
@@ -245,7 +257,7 @@ class HnswIndex(MatrixIndex[GraphState]):
             return [self._search_one(state, q, k, None) for q in qs]
         points = state.projection.apply(qs)
         with self._graph_lock:
-            found = state.graph.search(points, self._factor * k, threads=1)
+            found = state.graph.search(points, self.graph_count(k), threads=1)
         keys, counts = (
             np.atleast_2d(found.keys),
             np.atleast_1d(getattr(found, "counts", len(found))),
