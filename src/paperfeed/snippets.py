@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 MARK_OPEN = "<mark>"
 MARK_CLOSE = "</mark>"
@@ -40,9 +41,20 @@ def _stem(term: str) -> str:
     return term
 
 
-def _prefixes(terms: Iterable[str]) -> list[str]:
-    stems = {_stem(t) for t in terms if t and len(t) > 1}
-    return sorted(stems, key=len, reverse=True)
+def _prefixes(terms: Iterable[str]) -> tuple[str, ...]:
+    # Only word characters can start a word: anything else could never match one.
+    stems = {_stem(t) for t in terms if len(t) > 1 and _WORD.fullmatch(t)}
+    return tuple(sorted(stems, key=lambda p: (-len(p), p)))
+
+
+@lru_cache(maxsize=256)
+def _words_starting_with(prefixes: tuple[str, ...]) -> re.Pattern[str] | None:
+    """Whole words that start with one of the prefixes, in any case (one compiled
+    pattern per query: a page of results reuses it for every snippet)."""
+    if not prefixes:
+        return None
+    alternatives = "|".join(re.escape(p) for p in prefixes)
+    return re.compile(rf"(?<!\w)(?:{alternatives})\w*", re.IGNORECASE | re.UNICODE)
 
 
 def make_snippet(text: str, terms: Iterable[str], *, width: int = 240) -> str:
@@ -51,9 +63,8 @@ def make_snippet(text: str, terms: Iterable[str], *, width: int = 240) -> str:
     The text is HTML-escaped and matched words are wrapped in ``<mark>``; an ellipsis marks
     a cut. With no match the snippet is the start of the text.
     """
-    prefixes = _prefixes(terms)
-    words = list(_WORD.finditer(text))
-    hits = [m for m in words if prefixes and m.group(0).lower().startswith(tuple(prefixes))]
+    pattern = _words_starting_with(_prefixes(terms))
+    hits = list(pattern.finditer(text)) if pattern is not None else []
     if len(text) <= width:
         start, end = 0, len(text)
     elif not hits:
@@ -61,8 +72,12 @@ def make_snippet(text: str, terms: Iterable[str], *, width: int = 240) -> str:
     else:
         # Slide over the matches: the window starting at a match that covers most matches.
         best_start, best_count = hits[0].start(), 0
+        last = 0  # one past the last match that fits in the window starting at hits[i]
         for i, m in enumerate(hits):
-            count = sum(1 for h in hits[i:] if h.end() <= m.start() + width)
+            last = max(last, i)
+            while last < len(hits) and hits[last].end() <= m.start() + width:
+                last += 1
+            count = last - i
             if count > best_count:
                 best_start, best_count = m.start(), count
         start = max(0, best_start - width // 5)
