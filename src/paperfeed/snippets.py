@@ -48,6 +48,10 @@ def _prefixes(terms: Iterable[str]) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=256)
+def _pattern_for(terms: tuple[str, ...]) -> re.Pattern[str] | None:
+    return _words_starting_with(_prefixes(terms))
+
+
 def _words_starting_with(prefixes: tuple[str, ...]) -> re.Pattern[str] | None:
     """Whole words that start with one of the prefixes, in any case (one compiled
     pattern per query: a page of results reuses it for every snippet)."""
@@ -63,7 +67,7 @@ def make_snippet(text: str, terms: Iterable[str], *, width: int = 240) -> str:
     The text is HTML-escaped and matched words are wrapped in ``<mark>``; an ellipsis marks
     a cut. With no match the snippet is the start of the text.
     """
-    pattern = _words_starting_with(_prefixes(terms))
+    pattern = _pattern_for(tuple(terms))
     hits = list(pattern.finditer(text)) if pattern is not None else []
     if len(text) <= width:
         start, end = 0, len(text)
