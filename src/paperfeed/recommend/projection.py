@@ -20,6 +20,7 @@ import datetime as dt
 import importlib
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,10 @@ class MapBuild:
 
 def _module(name: str) -> Any:
     try:
-        return importlib.import_module(name)
+        with warnings.catch_warnings():
+            # umap-learn warns on import that ParametricUMAP needs TensorFlow: not used here.
+            warnings.simplefilter("ignore", ImportWarning)
+            return importlib.import_module(name)
     except ImportError as exc:
         raise PaperfeedError(f"the map needs {name.split('.')[0]}: {MAP_EXTRA}") from exc
 
