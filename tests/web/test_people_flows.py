@@ -458,8 +458,14 @@ def test_serve_runs_the_digest_schedule_and_stops_its_jobs(
         before = {t.name for t in threading.enumerate()}
         for service in services:
             service.start()
+        # Each lease thread starts its service once it holds the job's lock.
+        wanted = {"paperfeed-fetch-scheduler", "paperfeed-digests", "paperfeed-trainer"}
+        deadline = time.monotonic() + 10
         names = {t.name for t in threading.enumerate()} - before
-        assert {"paperfeed-fetch-scheduler", "paperfeed-digests", "paperfeed-trainer"} <= names
+        while not wanted <= names and time.monotonic() < deadline:
+            time.sleep(0.05)
+            names = {t.name for t in threading.enumerate()} - before
+        assert wanted <= names
         started = time.monotonic()
         for service in reversed(services):
             service.stop()
