@@ -45,9 +45,11 @@ LAYOUT = 1
 METADATA_FILE = "paperfeed-keyword.json"
 # A word in the title says more about a paper than the same word in its abstract.
 TITLE_REPEATS = 4
-# Tantivy refuses less than 15 MB per indexing thread; one thread leaves the other core
-# to the rest of the ingest.
+# Tantivy refuses less than 15 MB per indexing thread. Indexing runs after a file's papers
+# are stored, so both cores are free: two threads doubled the rate (2,100 -> 4,200 papers/s,
+# 20,000 abstract-length papers, idle 2-core machine).
 WRITER_HEAP_BYTES = 64_000_000
+WRITER_THREADS = 2
 # How long a refresh waits for another process's indexing to finish before giving up.
 WRITER_WAIT_SECONDS = 60.0
 
@@ -277,7 +279,7 @@ class KeywordIndex:
         deadline = time.monotonic() + WRITER_WAIT_SECONDS
         while True:
             try:
-                return self._index.writer(WRITER_HEAP_BYTES, 1)
+                return self._index.writer(WRITER_HEAP_BYTES, WRITER_THREADS)
             except ValueError as exc:
                 # Another process holds tantivy's writer lock (released when it exits).
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
