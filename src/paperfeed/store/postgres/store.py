@@ -29,9 +29,9 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from paperfeed.errors import PaperfeedError, StoreError
+from paperfeed.errors import StoreError
 from paperfeed.ids import normalize_doi, parse_arxiv_id, title_key
-from paperfeed.index.keyword_query import KeywordQuery, QuerySyntaxError, parse_query
+from paperfeed.index.keyword_query import KeywordQuery
 from paperfeed.merge import content_hash, merge_papers
 from paperfeed.model import (
     Appearance,
@@ -695,16 +695,6 @@ class PostgresStore(PostgresAccounts, PostgresRecommend, Store):
             )
             params.extend(filters.topics)
         return " AND ".join(where), params
-
-    def keyword_candidates(
-        self, match: str, *, limit: int, filters: SearchFilters | None = None
-    ) -> list[tuple[int, float]]:
-        """For this backend the match expression is paperfeed's own query syntax."""
-        try:
-            query = parse_query(match)
-        except QuerySyntaxError as exc:
-            raise PaperfeedError(f"the keyword query could not be run: {exc}") from None
-        return self.keyword_search(query, limit=limit, filters=filters)
 
     def keyword_search(
         self, query: KeywordQuery, *, limit: int, filters: SearchFilters | None = None
