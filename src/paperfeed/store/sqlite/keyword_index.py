@@ -67,28 +67,18 @@ _FIELD_NAMES = {
 _REGEX_SPECIAL = frozenset(".^$*+?()[]{}|\\-#&~")
 
 
-def _text_analyzer() -> tantivy.TextAnalyzer:
-    # Runs of letters and digits, lower-cased, accents folded (Müller = muller), Porter
-    # stemming: the same words FTS5's "porter unicode61 remove_diacritics 2" saw.
-    return (
+def _words_analyzer(*, stem: bool) -> tantivy.TextAnalyzer:
+    # Runs of letters and digits, lower-cased, accents folded (Müller = muller); English
+    # (Snowball) stemming for text, none for names ("Williams" is not "William").
+    builder = (
         tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
         .filter(tantivy.Filter.remove_long(40))
         .filter(tantivy.Filter.lowercase())
         .filter(tantivy.Filter.ascii_fold())
-        .filter(tantivy.Filter.stemmer("english"))
-        .build()
     )
-
-
-def _names_analyzer() -> tantivy.TextAnalyzer:
-    # Names are not English words: no stemming ("Williams" is not "William").
-    return (
-        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-        .filter(tantivy.Filter.remove_long(40))
-        .filter(tantivy.Filter.lowercase())
-        .filter(tantivy.Filter.ascii_fold())
-        .build()
-    )
+    if stem:
+        builder = builder.filter(tantivy.Filter.stemmer("english"))
+    return builder.build()
 
 
 def _codes_analyzer() -> tantivy.TextAnalyzer:
@@ -179,8 +169,8 @@ class KeywordIndex:
         except (OSError, ValueError) as exc:
             raise StoreError(f"cannot open the keyword index at {path}: {exc}") from None
         self._analyzers = {
-            _TEXT: _text_analyzer(),
-            _NAMES: _names_analyzer(),
+            _TEXT: _words_analyzer(stem=True),
+            _NAMES: _words_analyzer(stem=False),
             _CODES: _codes_analyzer(),
         }
         self._meta_seen = self._meta_stamp()
@@ -223,8 +213,8 @@ class KeywordIndex:
 
     @staticmethod
     def _register(index: tantivy.Index) -> None:
-        index.register_tokenizer(_TEXT, _text_analyzer())
-        index.register_tokenizer(_NAMES, _names_analyzer())
+        index.register_tokenizer(_TEXT, _words_analyzer(stem=True))
+        index.register_tokenizer(_NAMES, _words_analyzer(stem=False))
         index.register_tokenizer(_CODES, _codes_analyzer())
 
     def _meta_stamp(self) -> int:
@@ -247,9 +237,6 @@ class KeywordIndex:
         deleting it again is harmless; a key that never had one is not listed)."""
         searcher = self._fresh_searcher()
         return [pk for pk in pks if searcher.doc_freq("pk", int(pk))]
-
-    def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
 
     # -- writes --------------------------------------------------------------------------
     @contextmanager
@@ -337,9 +324,6 @@ class KeywordIndex:
             found.append((int(pk), float(score)))
         found.sort(key=lambda hit: (-hit[1], hit[0]))
         return found
-
-    def count(self) -> int:
-        return int(self._fresh_searcher().num_docs)
 
     # -- query compilation ---------------------------------------------------------------
     def _analyze(self, field: Field, text: str) -> list[str]:

@@ -671,10 +671,6 @@ class SQLiteStore(SQLiteAccounts, SQLiteRecommend, Store):
                     return []
         return self._keyword.search(query, limit=limit, filters=filters, allowed=allowed)
 
-    def keyword_index_size(self) -> int:
-        """Bytes on disk of the keyword index (for ``paperfeed bench``)."""
-        return self._keyword.size_bytes()
-
     def papers_by_pk(self, pks: Sequence[int]) -> dict[int, Paper]:
         conn = self._reader()
         found: dict[int, Paper] = {}
