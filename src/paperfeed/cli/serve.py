@@ -360,6 +360,13 @@ def run_workers(
     out.print("Stopped.")
 
 
+def _catch_up(store: Store) -> None:
+    """Papers written but not yet in the keyword index (an interrupted ingest, an index
+    rebuilt after an upgrade) become searchable before the first request."""
+    with progress_bar(quiet=False) as progress:
+        catch_up_keyword_index(store, progress)
+
+
 @click.command()
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
 @click.option(
@@ -414,11 +421,9 @@ def serve(
     collections and digest subscriptions, the JSON API (/api/v1, documented at /docs) and
     the Hugging Face-compatible papers API; plus the scheduled fetch and digests."""
     settings = cli_settings(data_dir)
-    with open_cli_store(data_dir) as store, progress_bar(quiet=False) as progress:
-        # Papers written but not yet in the keyword index (an interrupted ingest, an
-        # index rebuilt after an upgrade) are searchable from the first request.
-        catch_up_keyword_index(store, progress)
     if workers > 1:
+        with open_cli_store(data_dir) as store:
+            _catch_up(store)
         run_workers(
             settings,
             workers=workers,
@@ -431,6 +436,7 @@ def serve(
         )
         return
     with open_cli_store(data_dir) as store:
+        _catch_up(store)
         run_server(
             settings,
             store,
