@@ -281,7 +281,7 @@ def test_bench_on_postgresql(beir: Path, tmp_path: Path, bench_server: PgServer)
     url = bench_server.url_for(database_name(2000))
     with psycopg.connect(url) as conn:
         counts = conn.execute(
-            "SELECT (SELECT COUNT(*) FROM papers), (SELECT COUNT(*) FROM paper_search), "
+            "SELECT (SELECT COUNT(*) FROM papers), (SELECT COUNT(*) FROM keyword_docs), "
             "(SELECT COUNT(*) FROM paper_vectors)"
         ).fetchone()
     assert counts == (2000, 2000, 2000)

@@ -9,9 +9,10 @@ under a session advisory lock, so two processes opening a new database at once a
 each migration once.
 
 The schema mirrors the SQLite one (same numbered migrations, same meaning); what differs
-is what PostgreSQL does better: typed dates and JSONB, a GIN full-text index
-(``paper_search``, see :mod:`paperfeed.store.postgres.keyword`) and the vectors in the
-database (:mod:`paperfeed.store.postgres.vectors`).
+is what PostgreSQL does better: typed dates and JSONB, the keyword index as BM25
+postings in tables that score like SQLite's tantivy index
+(:mod:`paperfeed.store.postgres.keyword_index`, :mod:`paperfeed.store.postgres.keyword`)
+and the vectors in the database (:mod:`paperfeed.store.postgres.vectors`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from paperfeed.errors import StoreError
 from paperfeed.ids import normalize_doi, parse_arxiv_id, title_key
 from paperfeed.index.keyword_query import KeywordQuery
+from paperfeed.index.keyword_terms import Analysis
 from paperfeed.merge import content_hash, merge_papers
 from paperfeed.model import (
     Appearance,
@@ -57,7 +59,8 @@ from paperfeed.store.base import (
 from paperfeed.store.migrations import Migration, load_migrations
 from paperfeed.store.postgres import server_stats
 from paperfeed.store.postgres.accounts import PostgresAccounts
-from paperfeed.store.postgres.keyword import RANK_WEIGHTS, TS_CONFIG, compile_query
+from paperfeed.store.postgres.keyword import KeywordSearch
+from paperfeed.store.postgres.keyword_index import index_batch
 from paperfeed.store.postgres.recommend import PostgresRecommend
 from paperfeed.store.postgres.server_stats import DiskUsage, ServerSettings
 from paperfeed.store.sqlite.store import identity_keys
@@ -120,6 +123,7 @@ class PostgresStore(PostgresAccounts, PostgresRecommend, Store):
         self._location = safe_location(conninfo)
         self._closed = False
         self._lock = threading.Lock()
+        self._local = threading.local()
         try:
             with psycopg.connect(
                 conninfo, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT)
@@ -452,25 +456,22 @@ class PostgresStore(PostgresAccounts, PostgresRecommend, Store):
     ) -> int:
         total = self.keyword_index_pending()
         done = 0
+        analysis = self._analysis()
         while True:
-            with self._conn() as conn, conn.transaction():
-                # SKIP LOCKED: two processes refreshing at once index disjoint batches.
-                cur = conn.execute(
-                    "WITH batch AS (DELETE FROM keyword_pending WHERE pk IN ("
-                    " SELECT pk FROM keyword_pending ORDER BY pk LIMIT %s FOR UPDATE SKIP LOCKED"
-                    ") RETURNING pk) "
-                    "INSERT INTO paper_search (paper_pk, tsv) "
-                    "SELECT p.pk, paperfeed_tsv(p.title, p.abstract, p.authors) "
-                    "FROM papers p JOIN batch b ON b.pk = p.pk "
-                    "ON CONFLICT (paper_pk) DO UPDATE SET tsv = excluded.tsv",
-                    (batch_size,),
-                )
-                n = max(cur.rowcount, 0)
+            with self._conn() as conn:
+                n = index_batch(conn, analysis, batch_size)
+            if not n:
+                return done
             done += n
             if progress is not None:
                 progress(done, max(total, done))
-            if n < batch_size:
-                return done
+
+    def _analysis(self) -> Analysis:
+        # tantivy's analyzers are not shared between threads: one set per thread.
+        analysis: Analysis | None = getattr(self._local, "analysis", None)
+        if analysis is None:
+            analysis = self._local.analysis = Analysis()
+        return analysis
 
     def keyword_index_pending(self) -> int:
         with self._conn() as conn:
@@ -712,26 +713,10 @@ class PostgresStore(PostgresAccounts, PostgresRecommend, Store):
     def keyword_search(
         self, query: KeywordQuery, *, limit: int, filters: SearchFilters | None = None
     ) -> list[tuple[int, float]]:
-        compiled = compile_query(query)
-        if compiled.matches_nothing:
-            return []
         where, params = self._filter_sql(filters)
-        join = "JOIN papers p ON p.pk = s.paper_pk " if where or compiled.needs_papers else ""
-        if compiled.rank_query:
-            score = f"ts_rank('{RANK_WEIGHTS}', s.tsv, to_tsquery('{TS_CONFIG}', %s), 1)"
-            score_params: list[Any] = [compiled.rank_query]
-        else:
-            score, score_params = "0.0::real", []
-        text = (
-            f"SELECT s.paper_pk, {score} AS score FROM paper_search s "
-            + join
-            + "WHERE "
-            + " AND ".join(compiled.conditions + ([where] if where else []))
-            + " ORDER BY score DESC, s.paper_pk LIMIT %s"
-        )
         with self._conn() as conn:
-            rows = conn.execute(text, [*score_params, *compiled.params, *params, limit]).fetchall()
-        return [(int(pk), float(score)) for pk, score in rows]
+            search = KeywordSearch(conn, self._analysis(), query)
+            return search.run(limit=limit, filter_sql=where, filter_params=params)
 
     def papers_by_pk(self, pks: Sequence[int]) -> dict[int, Paper]:
         unique = list(dict.fromkeys(int(pk) for pk in pks))

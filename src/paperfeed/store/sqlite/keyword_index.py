@@ -8,6 +8,9 @@ Layout: ``<database file>-keyword/`` (like SQLite's ``-wal``), holding tantivy's
 files and ``paperfeed-keyword.json`` with the build metadata (library, version, schema,
 analyzers). A directory of another layout, or none, is rebuilt from the store.
 
+The analyzers, and how a paper's terms and lengths are counted, live in
+:mod:`paperfeed.index.keyword_terms`: the PostgreSQL store scores with the same BM25.
+
 Fields: ``text`` (the title four times, then the abstract and the authors: a word in the
 title counts more, as one BM25 field, which scored best on SciFact), ``title``,
 ``abstract`` and ``authors`` for the field prefixes, ``categories`` (whole codes, lower
@@ -38,13 +41,12 @@ import tantivy
 
 from paperfeed.errors import StoreError
 from paperfeed.index.keyword_query import Field, KeywordQuery, Term
+from paperfeed.index.keyword_terms import TITLE_REPEATS, codes_analyzer, words_analyzer
 from paperfeed.store.base import SearchFilters
 
 # Bumped whenever the fields or analyzers change: an index of another layout is rebuilt.
 LAYOUT = 1
 METADATA_FILE = "paperfeed-keyword.json"
-# A word in the title says more about a paper than the same word in its abstract.
-TITLE_REPEATS = 4
 # Tantivy refuses less than 15 MB per indexing thread. Indexing runs after a file's papers
 # are stored, so both cores are free: two threads doubled the rate (2,100 -> 4,200 papers/s,
 # 20,000 abstract-length papers, idle 2-core machine).
@@ -65,28 +67,6 @@ _FIELD_NAMES = {
 }
 # Characters with a meaning in tantivy's regular expressions (categories hold few others).
 _REGEX_SPECIAL = frozenset(".^$*+?()[]{}|\\-#&~")
-
-
-def _words_analyzer(*, stem: bool) -> tantivy.TextAnalyzer:
-    # Runs of letters and digits, lower-cased, accents folded (Müller = muller); English
-    # (Snowball) stemming for text, none for names ("Williams" is not "William").
-    builder = (
-        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-        .filter(tantivy.Filter.remove_long(40))
-        .filter(tantivy.Filter.lowercase())
-        .filter(tantivy.Filter.ascii_fold())
-    )
-    if stem:
-        builder = builder.filter(tantivy.Filter.stemmer("english"))
-    return builder.build()
-
-
-def _codes_analyzer() -> tantivy.TextAnalyzer:
-    return (
-        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.raw())
-        .filter(tantivy.Filter.lowercase())
-        .build()
-    )
 
 
 def _schema() -> tantivy.Schema:
@@ -169,9 +149,9 @@ class KeywordIndex:
         except (OSError, ValueError) as exc:
             raise StoreError(f"cannot open the keyword index at {path}: {exc}") from None
         self._analyzers = {
-            _TEXT: _words_analyzer(stem=True),
-            _NAMES: _words_analyzer(stem=False),
-            _CODES: _codes_analyzer(),
+            _TEXT: words_analyzer(stem=True),
+            _NAMES: words_analyzer(stem=False),
+            _CODES: codes_analyzer(),
         }
         self._meta_seen = self._meta_stamp()
 
@@ -213,9 +193,9 @@ class KeywordIndex:
 
     @staticmethod
     def _register(index: tantivy.Index) -> None:
-        index.register_tokenizer(_TEXT, _words_analyzer(stem=True))
-        index.register_tokenizer(_NAMES, _words_analyzer(stem=False))
-        index.register_tokenizer(_CODES, _codes_analyzer())
+        index.register_tokenizer(_TEXT, words_analyzer(stem=True))
+        index.register_tokenizer(_NAMES, words_analyzer(stem=False))
+        index.register_tokenizer(_CODES, codes_analyzer())
 
     def _meta_stamp(self) -> int:
         try:
