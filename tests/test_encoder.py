@@ -372,3 +372,75 @@ def test_onnx_export_is_reused_and_checked(
         fh.write(b"\0\0\0\0")
     with pytest.raises(EncoderError, match="delete"):
         OnnxEncoder(damaged)
+
+
+# --- the fp32 ONNX query encoder ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def query_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("onnxruntime")
+    return tmp_path_factory.mktemp("query-models")
+
+
+@pytest.mark.slow
+def test_queries_run_on_an_fp32_export_with_the_torch_vectors(
+    query_cache: Path, minilm: SentenceTransformerEncoder
+) -> None:
+    handler = _Records()
+    logger = logging.getLogger("paperfeed.index.encoder")
+    logger.addHandler(handler)
+    try:
+        enc = get_encoder("minilm", cache_dir=query_cache)
+        assert isinstance(enc, SentenceTransformerEncoder)
+        assert enc.query_runtime == "torch-fp32"  # no export yet: made by the first query
+        queries = [t for t in TEXTS if t] + _scifact_abstracts(5)
+        vectors = enc.encode_queries(queries)
+    finally:
+        logger.removeHandler(handler)
+    assert any("exporting" in m and "for queries" in m for m in handler.messages)
+    assert enc.query_runtime == "onnxruntime-fp32"
+    # The same model id as torch's vectors, so the vectors must be the same too.
+    assert enc.model_id == DEFAULT_MODEL_ID
+    reference = minilm.encode_queries(queries)
+    assert float((vectors * reference).sum(axis=1).min()) > 0.9999
+    meta = json.loads((query_cache / "minilm-l6-onnx-fp32" / "export.json").read_text())
+    assert meta["model_id"] == DEFAULT_MODEL_ID
+    assert meta["quantization"] == {"method": "none"}
+    assert meta["validation"]["min_cosine"] >= 0.9999
+
+
+@pytest.mark.slow
+def test_an_existing_query_export_spares_loading_torch_until_documents(
+    query_cache: Path, minilm: SentenceTransformerEncoder
+) -> None:
+    get_encoder("minilm", cache_dir=query_cache).encode_queries(["make sure it is exported"])
+    enc = get_encoder("minilm", cache_dir=query_cache)
+    assert isinstance(enc, SentenceTransformerEncoder)
+    assert enc.query_runtime == "onnxruntime-fp32"
+    assert (enc.dim, enc.max_seq_length) == (384, 256)
+    enc.encode_queries(["protein folding"])
+    assert enc._model is None  # queries alone never load the torch model
+    texts = _scifact_abstracts(3)
+    documents = enc.encode_documents(texts)
+    assert enc._model is not None
+    np.testing.assert_allclose(documents, minilm.encode_documents(texts), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_damaged_query_export_is_made_again(query_cache: Path, tmp_path: Path) -> None:
+    get_encoder("minilm", cache_dir=query_cache).encode_queries(["make sure it is exported"])
+    cache = tmp_path / "models"
+    shutil.copytree(query_cache, cache)
+    export = cache / "minilm-l6-onnx-fp32"
+    with (export / "model.onnx").open("r+b") as fh:
+        fh.seek(1000)
+        original = fh.read(4)
+        fh.seek(1000)
+        fh.write(bytes(b ^ 0xFF for b in original))
+    enc = get_encoder("minilm", cache_dir=cache)
+    assert isinstance(enc, SentenceTransformerEncoder)
+    assert enc.query_runtime == "torch-fp32"
+    enc.encode_queries(["protein folding"])
+    assert enc.query_runtime == "onnxruntime-fp32"
+    assert OnnxEncoder(export).model_id == DEFAULT_MODEL_ID  # intact again

@@ -66,7 +66,8 @@ from paperfeed.errors import PaperfeedError
     "--model",
     default="minilm",
     show_default=True,
-    help="Query encoder: minilm, minilm-fast (ONNX int8), fake, or a model path.",
+    help="Query encoder: minilm (queries on its fp32 ONNX export), minilm-fast (ONNX int8), "
+    "fake, or a model path.",
 )
 @click.option(
     "--index",

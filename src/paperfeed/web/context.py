@@ -125,10 +125,21 @@ class EngineProvider:
             return self._engine
 
     def warm_up(self) -> threading.Thread:
-        """Build the engine in a background thread (so startup is not delayed)."""
-        thread = threading.Thread(target=self.get, name="paperfeed-engine", daemon=True)
+        """Build the engine in a background thread (so startup is not delayed), and encode
+        one query: that makes the query encoder ready (its session, or its first-use
+        export) before a visitor waits for it."""
+        thread = threading.Thread(target=self._warm, name="paperfeed-engine", daemon=True)
         thread.start()
         return thread
+
+    def _warm(self) -> None:
+        engine = self.get()
+        if engine.encoder is None:
+            return
+        try:
+            engine.encoder.encode_queries(["paperfeed warm-up query"])
+        except PaperfeedError as exc:
+            log.warning("the query encoder failed to warm up: %s", exc)
 
 
 @dataclass(frozen=True, slots=True)
