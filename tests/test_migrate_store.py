@@ -155,14 +155,13 @@ def assert_same_store(sqlite_settings: Settings, pg_settings: Settings) -> None:
             sa = ea.search(query, SearchOptions(mode=SearchMode.SEMANTIC, limit=10))
             sb = eb.search(query, SearchOptions(mode=SearchMode.SEMANTIC, limit=10))
             assert [h.paper.id for h in sa.hits] == [h.paper.id for h in sb.hits], query
-            # The keyword indexes differ (FTS5 BM25 over title, abstract, authors and
-            # categories / a weighted tsvector with ts_rank, docs/postgres.md): rankings are
-            # not the same (benchmarks/migrate_overlap.py measures by how much), but the
-            # target's index was rebuilt from the copied papers and finds them.
-            keyword = SearchOptions(mode=SearchMode.KEYWORD, limit=10)
-            ka = [h.paper.id for h in ea.search(query, keyword).hits]
-            kb = [h.paper.id for h in eb.search(query, keyword).hits]
-            assert bool(ka) == bool(kb), query
+            # Both keyword indexes score with tantivy's BM25 (the PostgreSQL one from its
+            # own postings, docs/postgres.md): the same top-10, in the same order.
+            for mode in (SearchMode.KEYWORD, SearchMode.HYBRID):
+                opts = SearchOptions(mode=mode, limit=10)
+                ka = [h.paper.id for h in ea.search(query, opts).hits]
+                kb = [h.paper.id for h in eb.search(query, opts).hits]
+                assert ka == kb, (query, mode)
         paper = next(iter(a.iter_papers(PaperQuery(limit=1))))
         similar_a = [h.paper.id for h in ea.similar(paper.id, limit=10)]
         similar_b = [h.paper.id for h in eb.similar(paper.id, limit=10)]
@@ -316,11 +315,12 @@ def test_killed_copy_resumes_without_duplicates(source: Settings, pg_server: PgS
 
 
 @pytest.mark.slow
-def test_scifact_migrated_answers_the_same_semantic_top10(
+def test_scifact_migrated_answers_the_same_top10(
     settings: Settings, pg_server: PgServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """SciFact (5,183 abstracts, its queries, fake encoder): nearly the same semantic top-10
-    on both stores; how many lists are identical and the top-10 overlaps are printed."""
+    """SciFact (5,183 abstracts, its 300 queries, fake encoder): the same keyword and
+    hybrid top-10 on both stores, and nearly the same semantic top-10; how many lists are
+    identical and the top-10 overlaps are printed."""
     from paperfeed.bench.corpus import read_beir_queries
     from tests.conftest import SCIFACT, need_shared
 
@@ -336,29 +336,41 @@ def test_scifact_migrated_answers_the_same_semantic_top10(
             report = migrate_store(settings.db_path, settings.data_dir / "vectors", target)
         assert report.ok, report.mismatched
         overlap: dict[str, list[float]] = {"semantic": [], "keyword": [], "hybrid": []}
-        identical = 0
+        identical = dict.fromkeys(overlap, 0)
+        hybrid_differs: list[str] = []
         with open_store(settings) as a, open_store(pg) as b:
             ea, eb = semantic.open_engine(settings, a), semantic.open_engine(pg, b)
             for query in queries:
-                opts = SearchOptions(mode=SearchMode.SEMANTIC, limit=10)
-                top_a = [h.paper.id for h in ea.search(query, opts).hits]
-                identical += top_a == [h.paper.id for h in eb.search(query, opts).hits]
                 for name, mode in (
                     ("semantic", SearchMode.SEMANTIC),
                     ("keyword", SearchMode.KEYWORD),
                     ("hybrid", SearchMode.HYBRID),
                 ):
-                    ka = {h.paper.id for h in ea.search(query, SearchOptions(mode=mode)).hits}
-                    kb = {h.paper.id for h in eb.search(query, SearchOptions(mode=mode)).hits}
-                    if ka:
-                        overlap[name].append(len(ka & kb) / len(ka))
-        # pgvector keeps float16 vectors, the SQLite store's exact index float32: near-ties
-        # may swap places in the last ranks, but the lists must stay nearly the same.
-        assert float(np.mean(overlap["semantic"])) >= 0.98
+                    opts = SearchOptions(mode=mode, limit=10)
+                    top_a = [h.paper.id for h in ea.search(query, opts).hits]
+                    top_b = [h.paper.id for h in eb.search(query, opts).hits]
+                    identical[name] += top_a == top_b
+                    if top_a:
+                        overlap[name].append(len(set(top_a) & set(top_b)) / len(top_a))
+                    if name == "hybrid" and set(top_a) != set(top_b):
+                        hybrid_differs.append(query)
         with capsys.disabled():
-            print(f"\nSciFact semantic top-10 identical for {identical} of {len(queries)} queries")
             for name, values in overlap.items():
                 print(
-                    f"\nSciFact {name} top-10 overlap SQLite/PostgreSQL over {len(values)} "
-                    f"queries: mean {np.mean(values):.3f}, median {np.median(values):.3f}"
+                    f"\nSciFact {name} top-10 SQLite/PostgreSQL: identical lists for "
+                    f"{identical[name]} of {len(queries)} queries, set overlap mean "
+                    f"{np.mean(values):.4f}, min {np.min(values):.2f}"
                 )
+            print(f"\nSciFact hybrid top-10 sets differ for: {hybrid_differs}")
+        # Keyword scores are tantivy's BM25 on both sides: the same lists, in order.
+        assert identical["keyword"] == len(queries)
+        assert overlap["keyword"] == [1.0] * len(overlap["keyword"])
+        # Hybrid fuses them with the vectors' similarities. pgvector keeps float16
+        # vectors, the SQLite store's exact index float32, so similarities differ in the
+        # fifth decimal: measured, one query of 300 ("mTORC2 regulates intracellular
+        # cysteine levels through xCT inhibition.") has two papers 3e-5 apart in fused
+        # score at ranks 10 and 11, which the float16 similarities swap (its keyword
+        # lists are identical). Everything else is identical.
+        assert len(hybrid_differs) <= 1, hybrid_differs
+        assert float(np.mean(overlap["hybrid"])) >= 0.999
+        assert float(np.mean(overlap["semantic"])) >= 0.98

@@ -93,15 +93,16 @@ def _corpus() -> list[Paper]:
         title = " ".join(rng.choice(_VOCABULARY) for _ in range(rng.randint(2, 9)))
         # Lengths from a few words to several hundred: fieldnorm codes beyond 40 too.
         abstract = " ".join(rng.choice(_VOCABULARY) for _ in range(rng.choice([0, 5, 30, 90, 400])))
+        authors = [
+            f"{rng.choice(['Ann', 'Bob', 'Noam'])} {rng.choice(['Lee', 'Shazeer', 'Smith'])}"
+            for _ in range(rng.randint(0, 3))
+        ]
         papers.append(
             new_paper(
                 title=f"{title} {i}",
                 abstract=abstract,
                 categories=rng.sample(cats, rng.randint(1, 3)),
-                authors=[
-                    f"{rng.choice(['Ann', 'Bob', 'Noam'])} {rng.choice(['Lee', 'Shazeer', 'Smith'])}"
-                    for _ in range(rng.randint(0, 3))
-                ],
+                authors=authors,
                 published=dt.date(2023, 1 + i % 12, 1 + i % 28),
                 arxiv_id=f"2301.{i:05d}",
                 source="jsonl",

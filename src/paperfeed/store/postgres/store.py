@@ -82,6 +82,8 @@ CONNECT_TIMEOUT = 10.0
 # A limit on every statement, so a stuck query cannot hold a worker forever; long
 # maintenance (index builds) lifts it for its own transaction.
 STATEMENT_TIMEOUT = "300s"
+# A keyword refresh that indexed this many papers vacuums the keyword tables after it.
+VACUUM_AFTER = 20_000
 
 
 def _now() -> dt.datetime:
@@ -461,10 +463,23 @@ class PostgresStore(PostgresAccounts, PostgresRecommend, Store):
             with self._conn() as conn:
                 n = index_batch(conn, analysis, batch_size)
             if not n:
-                return done
+                break
             done += n
             if progress is not None:
                 progress(done, max(total, done))
+        if done >= VACUUM_AFTER:
+            with self._conn() as conn:
+                # Marks the new postings' pages all-visible (index-only scans) and gives
+                # the planner fresh statistics; autovacuum would, but later. Maintenance:
+                # no statement time limit (a million papers take minutes).
+                conn.execute("SET statement_timeout = 0")
+                try:
+                    conn.execute("VACUUM (ANALYZE) keyword_postings, keyword_docs, keyword_terms")
+                finally:
+                    conn.execute(
+                        "SELECT set_config('statement_timeout', %s, false)", (STATEMENT_TIMEOUT,)
+                    )
+        return done
 
     def _analysis(self) -> Analysis:
         # tantivy's analyzers are not shared between threads: one set per thread.

@@ -60,7 +60,10 @@ CREATE TABLE keyword_terms (
 -- One row per (term, paper). For words: `tf` in the text field (title x4 + abstract +
 -- authors), `tf_title`, `tf_abstract`; `fn` is the paper's fieldnorm code (0-255) of
 -- the field `tf` counts in (text, authors or categories), kept here so that scoring a
--- term reads its postings and nothing else. Columns ordered for the narrowest row.
+-- term reads its postings and nothing else. The primary key's index includes every
+-- column, so a search reads a term's postings from the index alone (an index-only scan,
+-- once VACUUM has marked the pages visible: Store.refresh_keyword_index runs it after a
+-- large refresh). Columns ordered for the narrowest row.
 CREATE TABLE keyword_postings (
     paper_pk    BIGINT NOT NULL,
     term_id     INTEGER NOT NULL,
@@ -68,7 +71,7 @@ CREATE TABLE keyword_postings (
     tf_abstract INTEGER NOT NULL,
     tf_title    SMALLINT NOT NULL,             -- capped at 32767 (a title is short)
     fn          SMALLINT NOT NULL,
-    PRIMARY KEY (term_id, paper_pk)
+    PRIMARY KEY (term_id, paper_pk) INCLUDE (tf, tf_abstract, tf_title, fn)
 );
 
 -- One row per indexed paper: the fieldnorm codes of title and abstract (for ti: / abs:),
