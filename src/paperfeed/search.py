@@ -212,31 +212,57 @@ def fuse(
     and that is what it gets, below every match.
     """
     outside = semantic_outside or {}
-    keys = set(keyword) | set(semantic)
-    fused: dict[int, float] = {}
     if fusion is Fusion.RRF:
+        keys = set(keyword) | set(semantic)
+        fused: dict[int, float] = {}
         dense = {**outside, **semantic}
         for side, weight in ((keyword, keyword_weight), (dense, 1.0 - keyword_weight)):
             ranked = sorted(side.items(), key=lambda kv: (-kv[1], kv[0]))
             for rank, (key, _) in enumerate(ranked, start=1):
                 # Weights of 0.5/0.5 give the classic RRF up to a constant factor.
                 fused[key] = fused.get(key, 0.0) + 2.0 * weight / (rrf_k + rank)
-    else:
-        kscale, sscale = ZScale.of(keyword.values()), ZScale.of(semantic.values())
-        kz = {k: kscale.z(v) for k, v in keyword.items()}
-        sz = {k: sscale.z(v) for k, v in semantic.items()}
-        kz_floor = min(kz.values(), default=0.0)
-        if keyword_complete and keyword:
-            kz_floor = min(kz_floor, kscale.z(0.0))
-        sz_floor = min(sz.values(), default=0.0)
-        for key in keys:
-            semantic_z = sz.get(key)
-            if semantic_z is None:
-                semantic_z = sscale.z(outside[key]) if key in outside else sz_floor
-            fused[key] = (
-                keyword_weight * kz.get(key, kz_floor) + (1.0 - keyword_weight) * semantic_z
-            )
-    return sorted(((k, fused[k]) for k in keys), key=lambda kv: (-kv[1], kv[0]))
+        return sorted(((k, fused[k]) for k in keys), key=lambda kv: (-kv[1], kv[0]))
+    return _z_fusion(keyword, semantic, outside, keyword_weight, keyword_complete)
+
+
+def _as_arrays(
+    scores: Mapping[int, float],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    keys = np.fromiter(scores.keys(), dtype=np.int64, count=len(scores))
+    return keys, np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
+
+
+def _z_fusion(
+    keyword: Mapping[int, float],
+    semantic: Mapping[int, float],
+    outside: Mapping[int, float],
+    keyword_weight: float,
+    keyword_complete: bool,
+) -> list[tuple[int, float]]:
+    """Score fusion of z-scores, in numpy: the same arithmetic, element by element, as
+    the scalar form in :meth:`ZScale.z` (so the same floats), a few ms less per search."""
+    kkeys, kvalues = _as_arrays(keyword)
+    skeys, svalues = _as_arrays(semantic)
+    kscale, sscale = ZScale.of(kvalues), ZScale.of(svalues)
+    kz = (kvalues - kscale.mean) / kscale.sd
+    sz = (svalues - sscale.mean) / sscale.sd
+    kz_floor = float(kz.min()) if kz.size else 0.0
+    if keyword_complete and kz.size:
+        kz_floor = min(kz_floor, kscale.z(0.0))
+    sz_floor = float(sz.min()) if sz.size else 0.0
+    keys = np.union1d(kkeys, skeys)
+    keyword_side = np.full(len(keys), kz_floor)
+    keyword_side[np.searchsorted(keys, kkeys)] = kz
+    semantic_side = np.full(len(keys), sz_floor)
+    if outside:
+        okeys, ovalues = _as_arrays(outside)
+        pos = np.minimum(np.searchsorted(keys, okeys), max(len(keys) - 1, 0))
+        listed = keys[pos] == okeys if len(keys) else np.zeros(len(okeys), dtype=bool)
+        semantic_side[pos[listed]] = (ovalues[listed] - sscale.mean) / sscale.sd
+    semantic_side[np.searchsorted(keys, skeys)] = sz
+    fused = keyword_weight * keyword_side + (1.0 - keyword_weight) * semantic_side
+    order = np.lexsort((keys, -fused))
+    return list(zip(keys[order].tolist(), fused[order].tolist(), strict=True))
 
 
 class DenseScorer:
@@ -256,18 +282,21 @@ class DenseScorer:
     ) -> None:
         self.query = query
         self.floor_cosine: dict[int, float] = {}
-        self._views: list[tuple[VectorSearcher, dict[int, float], ZScale, bool]] = []
-        for name, index in views.indexes.items():
+        self._views: list[_ViewList] = []
+        for index in views.indexes.values():
             if len(index) == 0:  # a view not built yet counts for nothing
                 continue
-            cosines = {h.key: h.score for h in index.search(query, depth, allowed=allowed)}
-            self._views.append((index, cosines, ZScale.of(cosines.values()), name == views.main))
+            hits = index.search(query, depth, allowed=allowed)
+            keys = np.fromiter((h.key for h in hits), dtype=np.int64, count=len(hits))
+            cosines = np.fromiter((h.score for h in hits), dtype=np.float64, count=len(hits))
+            order = np.argsort(keys)
+            self._views.append(_ViewList(index, keys[order], cosines[order], ZScale.of(cosines)))
 
     def listed(self) -> set[int]:
         """Every paper on some view's top list."""
         keys: set[int] = set()
-        for _, cosines, _, _ in self._views:
-            keys.update(cosines)
+        for view in self._views:
+            keys.update(view.keys.tolist())
         return keys
 
     def score(self, keys: Iterable[int]) -> dict[int, tuple[float, float]]:
@@ -276,26 +305,59 @@ class DenseScorer:
         cosine over its views: the relevance floor judges that, because a title is a few
         words and short texts sit closer to anything (a nonsense query reaches 0.24 against
         some titles of the sample), while a paper whose title is the query still passes."""
-        wanted = list(dict.fromkeys(keys))
-        best: dict[int, tuple[float, float]] = {}
-        sums: dict[int, float] = {}
-        counts: dict[int, int] = {}
-        for index, cosines, scale, _main in self._views:
-            known = {k: cosines[k] for k in wanted if k in cosines}
-            missing = np.asarray([k for k in wanted if k not in cosines], dtype=np.int64)
-            if missing.size:
-                present = missing[index.contains(missing)]
-                if present.size:
-                    sims = index.get(present) @ self.query
-                    known.update((int(k), float(c)) for k, c in zip(present, sims, strict=True))
-            for key, cosine in known.items():
-                z = scale.z(cosine)
-                old = best.get(key)
-                best[key] = (z, cosine) if old is None else (max(old[0], z), max(old[1], cosine))
-                sums[key] = sums.get(key, 0.0) + cosine
-                counts[key] = counts.get(key, 0) + 1
-        self.floor_cosine.update((k, sums[k] / counts[k]) for k in sums)
-        return best
+        wanted = np.fromiter(dict.fromkeys(keys), dtype=np.int64)
+        n = len(wanted)
+        best_z = np.full(n, -np.inf)
+        best_cosine = np.full(n, -np.inf)
+        sums = np.zeros(n)
+        counts = np.zeros(n, dtype=np.int64)
+        for view in self._views:
+            cosine, have = view.cosines_of(wanted, self.query)
+            z = (cosine - view.scale.mean) / view.scale.sd
+            best_z = np.where(have, np.maximum(best_z, z), best_z)
+            best_cosine = np.where(have, np.maximum(best_cosine, cosine), best_cosine)
+            sums[have] += cosine[have]
+            counts[have] += 1
+        scored = counts > 0
+        keys_out = wanted[scored].tolist()
+        self.floor_cosine.update(
+            zip(keys_out, (sums[scored] / counts[scored]).tolist(), strict=True)
+        )
+        pairs = zip(best_z[scored].tolist(), best_cosine[scored].tolist(), strict=True)
+        return dict(zip(keys_out, pairs, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class _ViewList:
+    """One view's top list for a query, by key, and the scale of its cosines."""
+
+    index: VectorSearcher
+    keys: npt.NDArray[np.int64]  # ascending
+    cosines: npt.NDArray[np.float64]
+    scale: ZScale
+
+    def cosines_of(
+        self, wanted: npt.NDArray[np.int64], query: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+        """The cosine of each wanted paper in this view (from the list, else from its
+        stored vector), and whether it has one."""
+        cosine = np.zeros(len(wanted))
+        if len(self.keys):
+            pos = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
+            listed = self.keys[pos] == wanted
+            cosine[listed] = self.cosines[pos[listed]]
+        else:
+            listed = np.zeros(len(wanted), dtype=bool)
+        have = listed.copy()
+        rows = np.flatnonzero(~listed)
+        if rows.size:
+            stored = self.index.contains(wanted[rows])
+            rows = rows[stored]
+            if rows.size:
+                sims = self.index.get(wanted[rows]) @ query
+                cosine[rows] = sims.astype(np.float64)
+                have[rows] = True
+        return cosine, have
 
 
 class SearchEngine:
