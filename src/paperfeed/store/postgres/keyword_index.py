@@ -124,30 +124,35 @@ def _add(conn: psycopg.Connection[Any], docs: Sequence[tuple[int, DocumentTerms]
     }
     df: dict[int, list[int]] = {}
     totals = [0, 0, 0, 0, 0, 0]
+    postings: list[tuple[int, int, int, int, int, int]] = []
+    for pk, terms in docs:
+        fn = fieldnorm_to_id(terms.text_length)
+        for token, (tf, tf_title, tf_abstract) in terms.words.items():
+            term = ids[(WORDS, token)]
+            postings.append((term, pk, tf, tf_abstract, min(tf_title, _SMALLINT_MAX), fn))
+            counts = df.setdefault(term, [0, 0, 0])
+            counts[0] += 1
+            counts[1] += tf_title > 0
+            counts[2] += tf_abstract > 0
+        for family, field_terms, length in (
+            (NAMES, terms.names, terms.authors_length),
+            (CODES, terms.codes, terms.categories_length),
+        ):
+            fn = fieldnorm_to_id(length)
+            for token, tf in field_terms.items():
+                term = ids[(family, token)]
+                postings.append((term, pk, tf, 0, 0, fn))
+                df.setdefault(term, [0, 0, 0])[0] += 1
+    # In the primary key's order: each term's leaf pages are visited once per batch.
+    postings.sort()
     with conn.cursor() as cur:
         with cur.copy(
-            "COPY keyword_postings (paper_pk, term_id, tf, tf_abstract, tf_title, fn) "
+            "COPY keyword_postings (term_id, paper_pk, tf, tf_abstract, tf_title, fn) "
             "FROM STDIN (FORMAT BINARY)"
         ) as copy:
-            copy.set_types(["int8", "int4", "int4", "int4", "int2", "int2"])
-            for pk, terms in docs:
-                fn = fieldnorm_to_id(terms.text_length)
-                for token, (tf, tf_title, tf_abstract) in terms.words.items():
-                    term = ids[(WORDS, token)]
-                    copy.write_row((pk, term, tf, tf_abstract, min(tf_title, _SMALLINT_MAX), fn))
-                    counts = df.setdefault(term, [0, 0, 0])
-                    counts[0] += 1
-                    counts[1] += tf_title > 0
-                    counts[2] += tf_abstract > 0
-                for family, field_terms, length in (
-                    (NAMES, terms.names, terms.authors_length),
-                    (CODES, terms.codes, terms.categories_length),
-                ):
-                    fn = fieldnorm_to_id(length)
-                    for token, tf in field_terms.items():
-                        term = ids[(family, token)]
-                        copy.write_row((pk, term, tf, 0, 0, fn))
-                        df.setdefault(term, [0, 0, 0])[0] += 1
+            copy.set_types(["int4", "int8", "int4", "int4", "int2", "int2"])
+            for row in postings:
+                copy.write_row(row)
         with cur.copy(
             "COPY keyword_docs (paper_pk, fn_title, fn_abstract, len_text, len_title, "
             "len_abstract, len_authors, len_categories, terms) FROM STDIN (FORMAT BINARY)"
