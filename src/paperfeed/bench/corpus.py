@@ -126,14 +126,23 @@ def read_beir_queries(directory: Path) -> list[str]:
     return queries
 
 
+_FINGERPRINT_BYTES = 1 << 20
+
+
 def corpus_fingerprint(directory: Path) -> str:
-    """Identifies the source corpus in cache manifests (name, size and modification time)."""
+    """Identifies the source corpus in cache manifests: its size and the contents of its
+    first and last MiB. Not its path or modification time: the same data copied or
+    unpacked again elsewhere must not throw away corpora that took an hour to build."""
     path = (directory / "corpus.jsonl").resolve()
     if not path.is_file():
         raise NotFoundError(f"{path}: missing (a BEIR folder has corpus.jsonl and queries.jsonl)")
-    stat = path.stat()
-    raw = f"{path}:{stat.st_size}:{int(stat.st_mtime)}"
-    return hashlib.sha1(raw.encode("utf-8")).hexdigest()[:16]
+    size = path.stat().st_size
+    digest = hashlib.sha1(str(size).encode("ascii"))
+    with path.open("rb") as fh:
+        digest.update(fh.read(_FINGERPRINT_BYTES))
+        fh.seek(max(0, size - _FINGERPRINT_BYTES))
+        digest.update(fh.read(_FINGERPRINT_BYTES))
+    return digest.hexdigest()[:16]
 
 
 def arxiv_id_of(index: int) -> str:
