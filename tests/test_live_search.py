@@ -175,3 +175,29 @@ def test_a_prepared_engine_keeps_its_bare_encoder_for_reopening(
     # encoder (no model reload). PostgreSQL: vectors are read live, nothing to reopen.
     assert len(wrapped) == (2 if store_settings.database_url is None else 1)
     assert all(e is bare for e in wrapped)
+
+
+def test_one_process_embeds_a_model_at_a_time(
+    store_settings: Settings, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    add(store, "Graph neural networks for molecules", "Diffusion models for images")
+    semantic.activate(store, "fake")
+    model_id = semantic.load_encoder(store_settings, "fake").model_id
+    # Another process (here: a lease taken by hand) is embedding with this model.
+    held = store.acquire_job(semantic.embedding_job(model_id))
+    assert held is not None
+    results: list[int] = []
+    waiting = threading.Thread(
+        target=lambda: results.append(semantic.build(store_settings, store)[2])
+    )
+    with caplog.at_level("WARNING", logger="paperfeed.index.semantic"):
+        waiting.start()
+        waiting.join(timeout=1.5)
+        assert waiting.is_alive()  # it waits instead of embedding the same papers
+        assert store.count_embeddings(model_id) == 0
+        held.release()
+        waiting.join(timeout=30)
+    assert not waiting.is_alive()
+    assert results == [2]
+    assert any("another process is embedding" in r.getMessage() for r in caplog.records)
+    assert semantic.build(store_settings, store)[2] == 0  # nothing left to do, lease free

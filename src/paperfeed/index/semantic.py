@@ -19,6 +19,7 @@ vector.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -40,6 +41,9 @@ from paperfeed.index.vectors import VectorIndex, open_vector_index
 from paperfeed.search import PaperViews, SearchEngine
 from paperfeed.settings import Settings
 from paperfeed.store import Store
+from paperfeed.store.base import JobLease
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "minilm"
 ACTIVE_MODEL_KEY = "semantic.model"
@@ -47,6 +51,7 @@ ACTIVE_MODEL_KEY = "semantic.model"
 # at most this much embedding work.
 SAVE_EVERY_SECONDS = 60.0
 JOB_CHUNK = 2048
+LEASE_POLL_SECONDS = 0.5
 # Which views a model's vectors were made of. Stores embedded before views existed have
 # no such setting but one title + abstract vector per paper: those are embedded again.
 VIEWS_KEY = "semantic.views:{model_id}"
@@ -256,11 +261,35 @@ def build(
     model = model or active_model(store)
     encoder = load_encoder(settings, model)
     store.set_setting(f"semantic.model_id:{model}", encoder.model_id)
-    indexes = open_views(settings, encoder, store)
-    n = update_embeddings(store, encoder, indexes, progress=progress)
+    # One process embeds a model at a time (two ingests, or an ingest beside `paperfeed
+    # index`, on one store): the other waits, then opens the vectors as they are and finds
+    # only what is still to do, instead of embedding the same papers twice.
+    lease = _wait_for_lease(store, embedding_job(encoder.model_id), model)
+    try:
+        indexes = open_views(settings, encoder, store)
+        n = update_embeddings(store, encoder, indexes, progress=progress)
+    finally:
+        lease.release()
     if make_active and model != active_model(store):
         activate(store, model)
     return encoder, indexes[ABSTRACT_VIEW], n
+
+
+def embedding_job(model_id: str) -> str:
+    """The store job name under which one process at a time embeds with ``model_id``."""
+    return f"embeddings-{text_hash(model_id)[:16]}"
+
+
+def _wait_for_lease(store: Store, job: str, model: str) -> JobLease:
+    lease = store.acquire_job(job)
+    if lease is not None:
+        return lease
+    # Logged at WARNING so that it shows without any logging set up: the command pauses.
+    log.warning("another process is embedding papers with %s; waiting for it to finish", model)
+    while lease is None:
+        time.sleep(LEASE_POLL_SECONDS)
+        lease = store.acquire_job(job)
+    return lease
 
 
 def open_engine(settings: Settings, store: Store, *, semantic: bool = True) -> SearchEngine:
