@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +47,29 @@ def need_shared(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared data not found at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def scifact_embedded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory holding BEIR SciFact ingested and embedded by the default model,
+    made once per session (embedding it takes minutes): copy it with ``scifact_work``."""
+    pytest.importorskip("sentence_transformers")
+    from paperfeed.evaluation.beir import ingest_corpus, load_dataset
+    from paperfeed.index import semantic
+
+    work = Settings.resolve(tmp_path_factory.mktemp("scifact") / "data")
+    with open_store(work) as store:
+        ingest_corpus(store, load_dataset(need_shared(SCIFACT)).corpus)
+        semantic.build(work, store)
+    return work.data_dir
+
+
+@pytest.fixture
+def scifact_work(scifact_embedded: Path, tmp_path: Path) -> Path:
+    """A private copy of ``scifact_embedded``: an evaluation work directory to reuse."""
+    target = tmp_path / "scifact-work"
+    shutil.copytree(scifact_embedded, target)
+    return target
 
 
 # --- both backends ---------------------------------------------------------------------------

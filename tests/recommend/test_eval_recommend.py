@@ -53,12 +53,11 @@ def test_methods_on_separable_users() -> None:
 
 
 @pytest.mark.slow
-def test_the_recommender_beats_the_baselines_on_scifact(tmp_path: Path) -> None:
-    pytest.importorskip("sentence_transformers")
+def test_the_recommender_beats_the_baselines_on_scifact(scifact_work: Path) -> None:
     need_shared(SCIFACT)
     result = CliRunner().invoke(
         main,
-        ["eval", str(SCIFACT), "--recommender", "--work-dir", str(tmp_path / "w"), "--json"],
+        ["eval", str(SCIFACT), "--recommender", "--work-dir", str(scifact_work), "--json"],
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
