@@ -302,6 +302,29 @@ def test_the_map_page_api_and_picture(site: TestClient, labelled: Instance) -> N
     assert site.get("/static/map.js").status_code == 200
 
 
+def test_map_points_are_kept_per_layout_user_and_likes(labelled: Instance) -> None:
+    from paperfeed.web.map_cache import MapCache
+
+    store = labelled.store
+    vectors = open_active_vectors(labelled.settings, store)
+    assert vectors is not None
+    build_map(store, vectors, method="pca")
+    layout = store.map_layout()
+    assert layout is not None
+    cache = MapCache()
+    first = cache.points(store, layout, user_id=None)
+    assert cache.points(store, layout, user_id=None) is first  # not built again
+    liked = [int(layout.keys[0])]
+    with_like = cache.points(store, layout, liked=liked, user_id=None)
+    assert with_like is not first  # a new like shows at once
+    assert [p.liked for p in with_like].count(True) == 1
+    assert cache.points(store, layout, user_id=7) is not first  # per user (their topics)
+    expired = MapCache(ttl=0.0)
+    once = expired.points(store, layout)
+    again = expired.points(store, layout)
+    assert again is not once and again == once  # rebuilt after the ttl, same content
+
+
 def test_the_openapi_document_has_the_recommender(site: TestClient) -> None:
     paths = site.get("/openapi.json").json()["paths"]
     for path in ("/api/v1/for-you", "/api/v1/feedback", "/api/v1/topics", "/api/v1/map"):

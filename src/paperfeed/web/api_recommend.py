@@ -17,7 +17,7 @@ from paperfeed.errors import NotFoundError, PaperfeedError
 from paperfeed.feeds import MAX_LIMIT
 from paperfeed.recommend import feedback as fb
 from paperfeed.recommend import topics as tp
-from paperfeed.recommend.map_image import OTHER_COLOUR, coloured_topics, map_points
+from paperfeed.recommend.map_image import OTHER_COLOUR, coloured_topics
 from paperfeed.recommend.projection import current_layout
 from paperfeed.web.api_v1 import feed_json, ok
 from paperfeed.web.auth import api_user, nav_user
@@ -127,7 +127,7 @@ def get_map(request: Request, ctx: Ctx) -> JSONResponse:
         return ok({"available": False, "hint": hint})
     user = nav_user(request)
     liked = [f.paper_pk for f in ctx.store.feedback(user.id) if f.label > 0] if user else []
-    points = map_points(ctx.store, layout, liked=liked, user_id=user.id if user else None)
+    points = ctx.maps.points(ctx.store, layout, liked=liked, user_id=user.id if user else None)
     legend = coloured_topics(points)
     index = {name: i for i, (name, _, _) in enumerate(legend)}
     data: dict[str, Any] = {

@@ -6,7 +6,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
@@ -21,6 +21,7 @@ from paperfeed.search import QueryEncoder, SearchEngine
 from paperfeed.settings import Settings
 from paperfeed.store import Store
 from paperfeed.web.auth import Auth
+from paperfeed.web.map_cache import MapCache
 
 log = logging.getLogger("paperfeed.web")
 
@@ -150,6 +151,7 @@ class WebContext:
     templates: Jinja2Templates
     auth: Auth
     site_name: str = "paperfeed"
+    maps: MapCache = field(default_factory=MapCache)
 
     @property
     def engine(self) -> SearchEngine:

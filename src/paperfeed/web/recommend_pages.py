@@ -25,7 +25,7 @@ from paperfeed.model import User
 from paperfeed.recommend import feedback as fb
 from paperfeed.recommend import topics as tp
 from paperfeed.recommend.for_you import DEFAULT_DAYS, ForYou, default_period, for_you
-from paperfeed.recommend.map_image import map_points, render_png
+from paperfeed.recommend.map_image import render_png
 from paperfeed.recommend.projection import current_layout
 from paperfeed.store import SearchFilters
 from paperfeed.store.recommend import StoredTopic
@@ -317,7 +317,7 @@ def map_png(request: Request, ctx: Ctx) -> Response:
         raise NotFoundError("no current map: run 'paperfeed map' to compute it")
     user = current_user(request)
     liked = [f.paper_pk for f in ctx.store.feedback(user.id) if f.label > 0] if user else []
-    points = map_points(ctx.store, layout, liked=liked, user_id=user.id if user else None)
+    points = ctx.maps.points(ctx.store, layout, liked=liked, user_id=user.id if user else None)
     with _PYPLOT, tempfile.TemporaryDirectory(prefix="paperfeed-map-") as tmp:
         out = Path(tmp) / "map.png"
         render_png(points, out, size_inches=10.0, dpi=100)
