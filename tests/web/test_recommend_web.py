@@ -322,7 +322,8 @@ def test_map_points_are_kept_per_layout_user_and_likes(labelled: Instance) -> No
     expired = MapCache(ttl=0.0)
     once = expired.points(store, layout)
     again = expired.points(store, layout)
-    assert again is not once and again == once  # rebuilt after the ttl, same content
+    assert again is not once  # rebuilt after the ttl ...
+    assert again == once  # ... with the same content
 
 
 def test_the_openapi_document_has_the_recommender(site: TestClient) -> None:
