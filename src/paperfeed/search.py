@@ -24,8 +24,10 @@ and a search left with nothing says so.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -34,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from paperfeed.errors import NotFoundError, PaperfeedError
-from paperfeed.index.keyword_query import parse_query
+from paperfeed.index.keyword_query import KeywordQuery, parse_query
 from paperfeed.index.vectors import VectorHit
 from paperfeed.model import Paper
 from paperfeed.snippets import make_snippet
@@ -360,6 +362,41 @@ class _ViewList:
         return cosine, have
 
 
+_KEYWORD_POOL: ThreadPoolExecutor | None = None
+
+
+class _Searches:
+    """How many searches this process is ranking right now."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._running += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._running -= 1
+
+    def alone(self) -> bool:
+        with self._lock:
+            return self._running <= 1
+
+
+_busy = _Searches()
+
+
+def _keyword_pool() -> ThreadPoolExecutor:
+    """The threads hybrid searches run their keyword side on (one per core at most: each
+    search uses one of them for a few ms)."""
+    global _KEYWORD_POOL
+    if _KEYWORD_POOL is None:
+        _KEYWORD_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="paperfeed-keyword")
+    return _KEYWORD_POOL
+
+
 class SearchEngine:
     """Ranks papers of one store with its keyword index and (optionally) vectors.
 
@@ -412,13 +449,32 @@ class SearchEngine:
         self._check_mode(options.mode)
         parsed = parse_query(text)
         depth = max(options.candidates, options.offset + options.limit)
-        keyword: dict[int, float] = {}
-        if options.mode is not SearchMode.SEMANTIC:
-            keyword = dict(self.store.keyword_search(parsed, limit=depth, filters=options.filters))
         if options.mode is SearchMode.KEYWORD:
-            ranked = [RankedKey(k, s, s, None) for k, s in keyword.items()]
+            found = self.store.keyword_search(parsed, limit=depth, filters=options.filters)
+            ranked = [RankedKey(k, s, s, None) for k, s in dict(found).items()]
             ranked.sort(key=lambda r: (-r.score, r.pk))
             return ranked
+        with _busy:
+            return self._rank_semantic(parsed, options, depth)
+
+    def _rank_semantic(
+        self, parsed: KeywordQuery, options: SearchOptions, depth: int
+    ) -> list[RankedKey]:
+        keyword: dict[int, float] = {}
+        pending: Future[list[tuple[int, float]]] | None = None
+        if options.mode is SearchMode.HYBRID:
+            if _busy.alone():
+                # The keyword side runs beside the query embedding and the vector search
+                # (all three leave Python's lock while they work): the search then takes
+                # about as long as its slower side instead of both. Only when no other
+                # search is running: under load the other core is busy anyway.
+                pending = _keyword_pool().submit(
+                    self.store.keyword_search, parsed, limit=depth, filters=options.filters
+                )
+            else:
+                keyword = dict(
+                    self.store.keyword_search(parsed, limit=depth, filters=options.filters)
+                )
         # key -> (best z, best cosine): the semantic list, best first.
         semantic: dict[int, tuple[float, float]] = {}
         outside: dict[int, tuple[float, float]] = {}
@@ -430,6 +486,9 @@ class SearchEngine:
             if allowed is None or allowed.size > 0:
                 vector = encoder.encode_queries([parsed.semantic_text])[0]
                 scorer = DenseScorer(views, vector, depth, allowed)
+                if pending is not None:
+                    keyword = dict(pending.result())
+                    pending = None
                 pool = scorer.listed()
                 if options.mode is SearchMode.HYBRID and (parsed.required or parsed.excluded):
                     # Required terms, phrases and exclusions hold on both sides.
@@ -441,6 +500,8 @@ class SearchEngine:
                     # similarity to the query: use it, rather than the list's worst.
                     outside = scorer.score(k for k in keyword if k not in semantic)
                 floor_cosine = scorer.floor_cosine
+        if pending is not None:  # no semantic side to wait for (a query of filters only)
+            keyword = dict(pending.result())
         floor = options.semantic_floor
 
         def passes(key: int) -> bool:
