@@ -474,12 +474,23 @@ class PostgresStore(PostgresAccounts, PostgresRecommend, Store):
                 # no statement time limit (a million papers take minutes).
                 conn.execute("SET statement_timeout = 0")
                 try:
+                    if done * 4 >= self._indexed_papers(conn):
+                        # A bulk load (a quarter of the index or more) fills the postings'
+                        # btree in random key order, leaving its pages about half full:
+                        # rebuilt, it is about half the size, and reads fewer pages per
+                        # query. CONCURRENTLY: searches go on meanwhile.
+                        conn.execute("REINDEX TABLE CONCURRENTLY keyword_postings")
                     conn.execute("VACUUM (ANALYZE) keyword_postings, keyword_docs, keyword_terms")
                 finally:
                     conn.execute(
                         "SELECT set_config('statement_timeout', %s, false)", (STATEMENT_TIMEOUT,)
                     )
         return done
+
+    @staticmethod
+    def _indexed_papers(conn: Any) -> int:
+        row = conn.execute("SELECT count(*) FROM keyword_docs").fetchone()
+        return int(row[0]) if row else 0
 
     def _analysis(self) -> Analysis:
         # tantivy's analyzers are not shared between threads: one set per thread.
