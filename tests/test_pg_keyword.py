@@ -305,3 +305,32 @@ def test_fieldnorm_codes_and_idf_are_tantivys() -> None:
     assert [fieldnorm_to_id(n) for n in (0, 40, 41, 42, 43, 10**12)] == [0, 40, 40, 41, 41, 255]
     # query/bm25.rs test: idf(1, 2) = ln 2.
     assert idf(1, 2) == np.float32(math.log(2.0))
+
+
+def test_a_bulk_refresh_repacks_and_vacuums_the_postings(
+    settings: Settings, pg_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from paperfeed.store.postgres import store as pg_store
+
+    # The maintenance after a large refresh (20,000 papers in production), on a small one.
+    monkeypatch.setattr(pg_store, "VACUUM_AFTER", 10)
+    papers = _corpus()
+    with open_store(settings) as sqlite, open_store(pg_settings) as pg:
+        assert isinstance(pg, PostgresStore)
+        _fill(sqlite, papers)
+        built = _postings_index_file(pg)
+        _fill(pg, papers)  # REINDEX CONCURRENTLY, then VACUUM (ANALYZE), on a pooled connection
+        assert _postings_index_file(pg) != built  # the index was rebuilt
+        before = _snapshot(pg)
+        compare(sqlite, pg)  # searches answer the same after the rebuild
+        assert _snapshot(pg) == before
+
+
+def _postings_index_file(store: PostgresStore) -> int:
+    with store.pool.connection() as conn:
+        row = conn.execute(
+            "SELECT i.relfilenode FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+            "WHERE x.indrelid = 'keyword_postings'::regclass AND x.indisprimary"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
