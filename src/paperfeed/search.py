@@ -234,6 +234,17 @@ def _as_arrays(
     return keys, np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
 
 
+def _find(
+    sorted_keys: npt.NDArray[np.int64], wanted: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
+    """For each wanted key: its position in ``sorted_keys`` and whether it is there (the
+    position is only meaningful where it is)."""
+    if not len(sorted_keys):
+        return np.zeros(len(wanted), dtype=np.intp), np.zeros(len(wanted), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, wanted), len(sorted_keys) - 1)
+    return pos, sorted_keys[pos] == wanted
+
+
 def _z_fusion(
     keyword: Mapping[int, float],
     semantic: Mapping[int, float],
@@ -258,8 +269,7 @@ def _z_fusion(
     semantic_side = np.full(len(keys), sz_floor)
     if outside:
         okeys, ovalues = _as_arrays(outside)
-        pos = np.minimum(np.searchsorted(keys, okeys), max(len(keys) - 1, 0))
-        listed = keys[pos] == okeys if len(keys) else np.zeros(len(okeys), dtype=bool)
+        pos, listed = _find(keys, okeys)
         semantic_side[pos[listed]] = (ovalues[listed] - sscale.mean) / sscale.sd
     semantic_side[np.searchsorted(keys, skeys)] = sz
     fused = keyword_weight * keyword_side + (1.0 - keyword_weight) * semantic_side
@@ -344,12 +354,8 @@ class _ViewList:
         """The cosine of each wanted paper in this view (from the list, else from its
         stored vector), and whether it has one."""
         cosine = np.zeros(len(wanted))
-        if len(self.keys):
-            pos = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
-            listed = self.keys[pos] == wanted
-            cosine[listed] = self.cosines[pos[listed]]
-        else:
-            listed = np.zeros(len(wanted), dtype=bool)
+        pos, listed = _find(self.keys, wanted)
+        cosine[listed] = self.cosines[pos[listed]]
         have = listed.copy()
         rows = np.flatnonzero(~listed)
         if rows.size:
@@ -362,7 +368,9 @@ class _ViewList:
         return cosine, have
 
 
-_KEYWORD_POOL: ThreadPoolExecutor | None = None
+# The threads hybrid searches run their keyword side on. Two, so that a search never
+# queues behind the previous one's keyword side; threads start only when first used.
+_KEYWORD_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="paperfeed-keyword")
 
 
 class _Searches:
@@ -386,15 +394,6 @@ class _Searches:
 
 
 _busy = _Searches()
-
-
-def _keyword_pool() -> ThreadPoolExecutor:
-    """The threads hybrid searches run their keyword side on (one per core at most: each
-    search uses one of them for a few ms)."""
-    global _KEYWORD_POOL
-    if _KEYWORD_POOL is None:
-        _KEYWORD_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="paperfeed-keyword")
-    return _KEYWORD_POOL
 
 
 class SearchEngine:
@@ -468,7 +467,7 @@ class SearchEngine:
                 # (all three leave Python's lock while they work): the search then takes
                 # about as long as its slower side instead of both. Only when no other
                 # search is running: under load the other core is busy anyway.
-                pending = _keyword_pool().submit(
+                pending = _KEYWORD_POOL.submit(
                     self.store.keyword_search, parsed, limit=depth, filters=options.filters
                 )
             else:

@@ -374,6 +374,8 @@ class SentenceTransformerEncoder(Encoder):
 
         if not export_dir.is_dir():
             return None
+        # Not export_is_current(): opening the encoder checks every file's sha256 already,
+        # and a 90 MB model should be hashed once per start, not twice.
         try:
             onnx = OnnxEncoder(export_dir)
         except EncoderError as exc:
