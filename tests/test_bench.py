@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from paperfeed.bench import MODES, BenchConfig, parse_size, run_bench
+from paperfeed.bench import MODES, BenchConfig, parse_size, run_bench, runner
 from paperfeed.bench.corpus import (
     TextModel,
     VectorSampler,
@@ -117,6 +117,38 @@ def test_sampled_vectors_are_unit_and_follow_the_real_mean_direction() -> None:
     assert np.array_equal(drawn, sampler.sample(1000, seed=5))
 
 
+def _neighbour_cosines(vectors: np.ndarray) -> np.ndarray:
+    """Mean cosine of each vector's 1st and 10th nearest other vector."""
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)
+    ranked = -np.sort(-sims, axis=1)
+    return np.asarray([ranked[:, 0].mean(), ranked[:, 9].mean()])
+
+
+def test_sampled_vectors_keep_the_local_structure_of_real_ones() -> None:
+    # "Real" vectors with what real embeddings have and a few broad Gaussians lack:
+    # tight groups along a few directions of their own in a high-dimensional space.
+    rng = np.random.default_rng(4)
+    dim, groups = 96, 60
+    centres = rng.standard_normal((groups, dim))
+    bases = rng.standard_normal((groups, 3, dim))
+    group = rng.integers(0, groups, 3000)
+    local = np.einsum("nk,nkd->nd", rng.standard_normal((3000, 3)), bases[group])
+    real = (centres[group] + 0.35 * local + 0.05 * rng.standard_normal((3000, dim))).astype(
+        np.float32
+    )
+    real /= np.linalg.norm(real, axis=1, keepdims=True)
+    fit, held = real[:1500], real[1500:]
+    drawn = VectorSampler(fit, seed=0).sample(len(held), seed=1)
+    expected = _neighbour_cosines(held)
+    assert np.abs(_neighbour_cosines(drawn) - expected).max() < 0.05
+    # One Gaussian with the same mean and covariance (the spectrum alone) is far off.
+    mean, cov = fit.mean(axis=0), np.cov(fit, rowvar=False)
+    broad = rng.multivariate_normal(mean, cov, len(held)).astype(np.float32)
+    broad /= np.linalg.norm(broad, axis=1, keepdims=True)
+    assert np.abs(_neighbour_cosines(broad) - expected).max() > 0.1
+
+
 def test_exact_top_and_recall() -> None:
     rng = np.random.default_rng(1)
     corpus = rng.standard_normal((500, 8)).astype(np.float32)
@@ -194,6 +226,39 @@ def test_bench_exact_index_recall_is_one_and_corpora_are_reused(beir: Path, tmp_
     assert any("serving" in s for s in seen)
     assert second.embedding is None
     assert [m.mode for m in again.modes] == ["vector"]
+
+
+def test_new_vectors_are_drawn_without_rebuilding_the_store(
+    beir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "work"
+    first = run_bench(config(beir, work, index_kind="exact", modes=("vector",), embed_docs=0))
+    manifest = json.loads((work / "n-300" / "manifest.json").read_text())
+    assert manifest["vectors"]["sampler"] == runner.SAMPLER_VERSION
+    before = np.load(work / "n-300" / "corpus-vectors.npy")
+
+    # Another sampler (a new version, or fitted on other abstracts): the vectors and their
+    # index are made again, the papers and their keyword index are kept.
+    newer = runner.SAMPLER_VERSION + 1
+    monkeypatch.setattr(runner, "SAMPLER_VERSION", newer)
+    seen: list[str] = []
+    second = run_bench(
+        config(beir, work, index_kind="exact", modes=("vector",), embed_docs=0, fit_docs=40),
+        lambda stage, done, total: seen.append(stage),
+    )
+    assert not any("storing papers" in s for s in seen)
+    assert any("synthesizing vectors" in s for s in seen)
+    assert any("vector index" in s for s in seen)
+    assert not second.sizes[0].build.reused
+    after = json.loads((work / "n-300" / "manifest.json").read_text())
+    assert after["store"] == manifest["store"]
+    assert after["vectors"]["sampler"] == newer
+    assert after["vectors"]["fit_docs"] == 40
+    assert not np.array_equal(before, np.load(work / "n-300" / "corpus-vectors.npy"))
+    mode = second.sizes[0].mode("vector")
+    assert mode is not None
+    assert mode.recall_at_10 == 1.0
+    assert first.sizes[0].build.store_seconds == second.sizes[0].build.store_seconds
 
 
 def test_bench_cli_json_with_the_graph_index(beir: Path, tmp_path: Path) -> None:

@@ -9,10 +9,16 @@ authors, categories and a publication date.
 
 Vectors. Embedding a million abstracts on two cores takes days, so the corpus vectors are
 drawn from a distribution fitted to real embeddings (the model's own vectors of the real
-abstracts): a full-covariance Gaussian mixture in their top principal components, plus
-independent noise with the real variance along every other principal direction, then
-L2-normalized. The spectrum, the mean direction and the spread of similarities match the
-real vectors; the queries are real texts embedded by the real model.
+abstracts): a mixture of local Gaussians, one per cluster of about twenty real abstracts
+(k-means), each spread along its cluster's own top principal directions with their real
+variances plus isotropic noise carrying the rest of the cluster's variance, then
+L2-normalized. Real embeddings are locally low-dimensional: neighbours stand out from the
+crowd. A mixture of a few broad full-covariance Gaussians (this module's first sampler)
+matches their spectrum and spread but not that, and its neighbourhoods are flat. Fitted on
+half of SciFact's abstracts and compared with the other half at equal sizes (500 to 2,592),
+the mean similarity of the 1st, 10th and 100th neighbours, of real queries and of the
+abstracts themselves, is within 0.019 of the real ones on average (the broad mixture:
+0.051); see docs/bench.md. The queries are real texts embedded by the real model.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import datetime as dt
 import hashlib
 import importlib
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,9 +49,12 @@ CATEGORIES = (
 SOURCE = "bench"
 # Papers per arXiv month: new-style ids have five digits.
 _PER_MONTH = 100_000
-# Principal components that carry the mixture; the rest is independent noise.
-MIXTURE_DIMS = 64
-MIXTURE_COMPONENTS = 32
+# The vector sampler: one mixture component per this many real abstracts, each with this
+# many principal directions of its own (chosen on held-out SciFact embeddings: see the
+# module docstring). Its version is recorded with the vectors it drew.
+ABSTRACTS_PER_COMPONENT = 20
+LOCAL_DIMS = 16
+SAMPLER_VERSION = 2
 
 Vectors = npt.NDArray[np.float32]
 
@@ -203,25 +213,44 @@ class VectorSampler:
         if real.ndim != 2 or len(real) < 2:
             raise PaperfeedError("at least two real embeddings are needed to fit the sampler")
         try:
-            decomposition: Any = importlib.import_module("sklearn.decomposition")
-            mixture: Any = importlib.import_module("sklearn.mixture")
+            cluster: Any = importlib.import_module("sklearn.cluster")
         except ImportError as exc:
             raise PaperfeedError(
                 "the synthetic vectors need scikit-learn: pip install 'paperfeed[semantic]'"
             ) from exc
+        real = np.asarray(real, dtype=np.float32)
         self.dim = int(real.shape[1])
         self.fitted_on = len(real)
-        top = min(MIXTURE_DIMS, self.dim, len(real) - 1)
-        # Enough points per component for a full covariance; small samples get fewer.
-        components = max(1, min(MIXTURE_COMPONENTS, len(real) // (4 * top)))
-        full = decomposition.PCA().fit(real)
-        self._pca: Any = decomposition.PCA(n_components=top).fit(real)
-        self._gmm: Any = mixture.GaussianMixture(
-            n_components=components, covariance_type="full", reg_covar=1e-4, random_state=seed
-        ).fit(self._pca.transform(real))
-        self.components = components
-        self._rest_std = np.sqrt(full.explained_variance_[top:]).astype(np.float32)
-        self._rest_dirs = np.asarray(full.components_[top:], dtype=np.float32)
+        self.components = max(1, len(real) // ABSTRACTS_PER_COMPONENT)
+        labels = (
+            cluster.KMeans(n_clusters=self.components, n_init=1, random_state=seed)
+            .fit(real)
+            .labels_
+        )
+        self._means: list[Vectors] = []
+        self._dirs: list[Vectors] = []  # rows: the cluster's principal directions
+        self._stds: list[Vectors] = []  # the spread along each of them
+        noise: list[float] = []  # isotropic spread of what the directions leave
+        sizes: list[int] = []
+        for c in range(self.components):
+            members = real[labels == c]
+            if not len(members):
+                continue
+            centred = members - members.mean(axis=0)
+            _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+            variances = singular**2 / max(len(members) - 1, 1)
+            local = min(LOCAL_DIMS, len(members) - 1)
+            self._means.append(members.mean(axis=0))
+            self._dirs.append(np.ascontiguousarray(vt[:local], dtype=np.float32))
+            self._stds.append(np.sqrt(variances[:local]).astype(np.float32))
+            rest = float(variances[local:].sum()) / max(self.dim - local, 1)
+            noise.append(math.sqrt(rest) if len(members) > 1 else math.nan)
+            sizes.append(len(members))
+        spread = np.asarray(noise, dtype=np.float32)
+        # A lone abstract has no spread of its own: it gets the typical one.
+        known = spread[~np.isnan(spread)]
+        self._noise = np.where(np.isnan(spread), np.median(known) if len(known) else 0.0, spread)
+        self._weights = np.asarray(sizes, dtype=np.float64) / sum(sizes)
 
     def sample(self, n: int, *, seed: int) -> Vectors:
         """``n`` unit vectors; the same seed gives the same vectors."""
@@ -229,16 +258,16 @@ class VectorSampler:
         out = np.empty((n, self.dim), dtype=np.float32)
         for start in range(0, n, 50_000):
             m = min(50_000, n - start)
-            self._gmm.random_state = int(rng.integers(1 << 31))
-            z, _ = self._gmm.sample(m)
-            # sklearn's sample() returns the points grouped by component: shuffle them.
-            z = z[rng.permutation(m)]
-            x = np.asarray(self._pca.inverse_transform(z), dtype=np.float32)
-            if len(self._rest_std):
-                noise = rng.standard_normal((m, len(self._rest_std)), dtype=np.float32)
-                x += (noise * self._rest_std) @ self._rest_dirs
-            x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-            out[start : start + m] = x
+            which = rng.choice(len(self._weights), size=m, p=self._weights)
+            chunk = np.empty((m, self.dim), dtype=np.float32)
+            for c in np.unique(which):
+                rows = np.flatnonzero(which == c)
+                stds = self._stds[c]
+                local = rng.standard_normal((len(rows), len(stds)), dtype=np.float32) * stds
+                iso = rng.standard_normal((len(rows), self.dim), dtype=np.float32)
+                chunk[rows] = self._means[c] + local @ self._dirs[c] + self._noise[c] * iso
+            chunk /= np.maximum(np.linalg.norm(chunk, axis=1, keepdims=True), 1e-12)
+            out[start : start + m] = chunk
         return out
 
 

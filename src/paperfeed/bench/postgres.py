@@ -119,6 +119,14 @@ def add_vectors(
     return "pgvector hnsw" if getattr(index, "indexed", False) else "pgvector exact scan"
 
 
+def drop_vectors(store: Store, model_id: str) -> None:
+    """Delete the model's vectors and their HNSW index (to add other vectors)."""
+    from paperfeed.store.postgres.vectors import drop_model_vectors
+
+    with _postgres(store).pool.connection() as conn, conn.transaction():
+        drop_model_vectors(conn, model_id)
+
+
 def _postgres(store: Store) -> PostgresStore:
     from paperfeed.store.postgres.store import PostgresStore
 

