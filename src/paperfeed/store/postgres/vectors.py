@@ -317,9 +317,12 @@ class PgVectorIndex(VectorIndex):
             return
         with self._store.pool.connection() as conn, conn.transaction():
             conn.execute("SELECT set_config('statement_timeout', '0', true)")
+            # At least this much, so that the graph is built in memory (pgvector falls back
+            # to a far slower on-disk build); a server configured with more keeps its own.
             conn.execute(
-                "SELECT set_config('maintenance_work_mem', %s, true)",
-                (BUILD_MAINTENANCE_WORK_MEM,),
+                "SELECT set_config('maintenance_work_mem', %s, true) "
+                "WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes(%s)",
+                (BUILD_MAINTENANCE_WORK_MEM, BUILD_MAINTENANCE_WORK_MEM),
             )
             conn.execute(
                 sql.SQL(

@@ -313,8 +313,10 @@ class KeywordIndex:
     def _compile(self, query: KeywordQuery) -> tantivy.Query | None:
         must: list[tantivy.Query] = [self._group(group) for group in query.required]
         if query.words:
+            # "freq": BM25 needs each term's frequency, never its positions (tantivy-py's
+            # default would read them: slower, and more of the index paged in).
             words = [
-                tantivy.Query.term_query(self._schema, "text", token)
+                tantivy.Query.term_query(self._schema, "text", token, "freq")
                 for word in query.words
                 for token in self._analyze(Field.ANY, word)
             ]
@@ -353,7 +355,7 @@ class KeywordIndex:
             # Nothing indexable (e.g. one 60-letter "word"): it cannot occur in any paper.
             return tantivy.Query.empty_query()
         if len(tokens) == 1:
-            return tantivy.Query.term_query(self._schema, field, tokens[0])
+            return tantivy.Query.term_query(self._schema, field, tokens[0], "freq")
         words: list[str | tuple[int, str]] = list(tokens)
         return tantivy.Query.phrase_query(self._schema, field, words)
 
