@@ -405,6 +405,7 @@ class Bench:
         vectors = self.corpus_vectors(n, doc)
         with open_store(db.settings, create=False) as store:
             if kind not in indexes:
+                pg.drop_vectors(store, model_id)  # what an interrupted run had added
                 keys = np.asarray(store.filter_pks(SearchFilters()), dtype=np.int64)
                 self._step(f"N={n:,}: pgvector ({kind})", 0, n)
                 started = time.perf_counter()

@@ -57,19 +57,22 @@ from paperfeed.index.vectors import (
     check_k,
 )
 
-# Measured at 1,000,000 synthetic MiniLM-like vectors (benchmarks/vector_index.py): with 8×k
-# candidates, search breadth 64 / 128 / 192 / 256 gives recall@10 0.86* / 0.95 / 0.973 / 0.983
-# at 2.1* / 3.4 / 3.7 / 3.8 ms p95 (one core; *with 4×k). 192 keeps a margin on both targets.
-CONNECTIVITY = 16
+# Measured at 1,000,000 synthetic vectors drawn like real MiniLM embeddings (clustered:
+# see paperfeed.bench.corpus), 300 real queries, recall@10 after rescoring: connectivity
+# 16 levels off at 0.84–0.89 whatever the breadth (its graph reaches only ~0.83 of the
+# true top 80 even at breadth 1,536: clusters are poorly linked); connectivity 32 gives
+# 0.910 at breadth 192 with 8×k rescored, 0.938 at 256, and 0.952 at 256 with 16×k
+# (0.956 from 320 on). The graph file grows from 264 to 386 MB at a million vectors.
+CONNECTIVITY = 32
 EXPANSION_ADD = 128
-EXPANSION_SEARCH = 192
-CANDIDATES_FACTOR = 8
+EXPANSION_SEARCH = 256
+CANDIDATES_FACTOR = 16
 # A deep search (a ranking's candidate list: k in the hundreds) needs fewer candidates per
 # result: its top 10 come from a far larger rescored set. Measured at 100,000 synthetic
 # vectors, k = 300: 8×k took 40 ms for recall@10 0.999 / recall@300 0.994; 2×k 10.7 ms
 # for 0.989 / 0.918. So the factor applies to the first FACTOR_K results; beyond that,
-# DEEP_FACTOR × k candidates.
-FACTOR_K = 64
+# DEEP_FACTOR × k candidates (k = 300: 600, as 2×k).
+FACTOR_K = 32
 DEEP_FACTOR = 2
 SYNC_ROWS = 5_000
 REBUILD_REMOVED_FRACTION = 0.25
