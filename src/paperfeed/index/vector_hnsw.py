@@ -59,8 +59,9 @@ from paperfeed.index.vectors import (
 
 # Measured at 1,000,000 synthetic vectors drawn like real MiniLM embeddings (clustered:
 # see paperfeed.bench.corpus), real queries, recall@10 after rescoring. Connectivity 16
-# levels off: 0.84 at breadth 192 (50 queries), and its graph reaches only ~0.83 of the
-# true top 80 even at breadth 1,536 (clusters are poorly linked). Connectivity 32, 16×k
+# (50 queries, busy machine): 0.84 at breadth 192, 0.95 only at breadth 768 with 16×k
+# rescored (12.9 ms p95); its graph finds ~0.83 of the 80 best by its own int8 metric
+# even at breadth 1,536 (clusters are poorly linked). Connectivity 32, 16×k
 # rescored, 300 queries, idle machine: breadth 256 0.916 (p95 6.3 ms), 384 0.937 (6.0),
 # 512 0.954 (6.9), 1,024 0.974 (10.6). 256 is the default: the 5 ms and 0.95 targets
 # cannot both be met by this graph; a caller can trade with ``expansion_search``.
