@@ -236,11 +236,12 @@ class VectorSampler:
             members = real[labels == c]
             if not len(members):
                 continue
-            centred = members - members.mean(axis=0)
+            mean = members.mean(axis=0)
+            centred = members - mean
             _, singular, vt = np.linalg.svd(centred, full_matrices=False)
             variances = singular**2 / max(len(members) - 1, 1)
             local = min(LOCAL_DIMS, len(members) - 1)
-            self._means.append(members.mean(axis=0))
+            self._means.append(mean)
             self._dirs.append(np.ascontiguousarray(vt[:local], dtype=np.float32))
             self._stds.append(np.sqrt(variances[:local]).astype(np.float32))
             rest = float(variances[local:].sum()) / max(self.dim - local, 1)

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from paperfeed.bench.corpus import (
+    ABSTRACTS_PER_COMPONENT,
     LOCAL_DIMS,
     SAMPLER_VERSION,
     TextModel,
@@ -208,7 +209,8 @@ class Bench:
     def vectors_description(self) -> str:
         cfg = self.config
         return (
-            "synthetic: drawn from a mixture of local Gaussians (one per ~20 abstracts, "
+            "synthetic: drawn from a mixture of local Gaussians (one per "
+            f"~{ABSTRACTS_PER_COMPONENT} abstracts, "
             f"{LOCAL_DIMS} directions each) fitted to {self.ref} embeddings of "
             f"{min(cfg.fit_docs, len(self.docs))} real {cfg.beir_dir.name} abstracts "
             "(not embedded from the corpus text); queries are real texts embedded by the model"
@@ -393,9 +395,7 @@ class Bench:
         spec = self.vectors_spec()
         indexes = record.setdefault("indexes", {})
         if kind in indexes and indexes[kind].get("vectors") != spec:
-            # Built from other vectors: drop them; the papers and keywords stay.
-            with open_store(db.settings, create=False) as store:
-                pg.drop_vectors(store, model_id)
+            # Built from other vectors: added again below; the papers and keywords stay.
             del indexes[kind]
         reused = "store" in record and kind in indexes
         if "store" not in record:
@@ -405,7 +405,8 @@ class Bench:
         vectors = self.corpus_vectors(n, doc)
         with open_store(db.settings, create=False) as store:
             if kind not in indexes:
-                pg.drop_vectors(store, model_id)  # what an interrupted run had added
+                # Whatever is there (other vectors, an interrupted run's) goes first.
+                pg.drop_vectors(store, model_id)
                 keys = np.asarray(store.filter_pks(SearchFilters()), dtype=np.int64)
                 self._step(f"N={n:,}: pgvector ({kind})", 0, n)
                 started = time.perf_counter()
