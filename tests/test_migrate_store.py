@@ -318,9 +318,9 @@ def test_killed_copy_resumes_without_duplicates(source: Settings, pg_server: PgS
 def test_scifact_migrated_answers_the_same_top10(
     settings: Settings, pg_server: PgServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """SciFact (5,183 abstracts, its 300 queries, fake encoder): the same keyword and
-    hybrid top-10 on both stores, and nearly the same semantic top-10; how many lists are
-    identical and the top-10 overlaps are printed."""
+    """SciFact (5,183 abstracts, its 300 queries, fake encoder): the same semantic, keyword
+    and hybrid top-10 on both stores; how many lists are identical and the top-10 overlaps
+    are printed."""
     from paperfeed.bench.corpus import read_beir_queries
     from tests.conftest import SCIFACT, need_shared
 
@@ -362,15 +362,7 @@ def test_scifact_migrated_answers_the_same_top10(
                     f"{np.mean(values):.4f}, min {np.min(values):.2f}"
                 )
             print(f"\nSciFact hybrid top-10 sets differ for: {hybrid_differs}")
-        # Keyword scores are tantivy's BM25 on both sides: the same lists, in order.
-        assert identical["keyword"] == len(queries)
-        assert overlap["keyword"] == [1.0] * len(overlap["keyword"])
-        # Hybrid fuses them with the vectors' similarities. pgvector keeps float16
-        # vectors, the SQLite store's exact index float32, so similarities differ in the
-        # fifth decimal: measured, one query of 300 ("mTORC2 regulates intracellular
-        # cysteine levels through xCT inhibition.") has two papers 3e-5 apart in fused
-        # score at ranks 10 and 11, which the float16 similarities swap (its keyword
-        # lists are identical). Everything else is identical.
-        assert len(hybrid_differs) <= 1, hybrid_differs
-        assert float(np.mean(overlap["hybrid"])) >= 0.999
-        assert float(np.mean(overlap["semantic"])) >= 0.98
+        # Keyword scores are tantivy's BM25 on both sides; both stores hold the same float16
+        # rows (copied as stored, not normalised again) and score the 5,183 of each view
+        # exactly: the same lists, in order.
+        assert identical == dict.fromkeys(overlap, len(queries)), hybrid_differs

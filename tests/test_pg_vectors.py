@@ -82,6 +82,31 @@ def test_add_get_contains_remove(pg_store: Store) -> None:
     assert again.meta.library["pgvector"]
 
 
+def test_copied_rows_are_kept_as_the_source_stored_them(pg_store: Store) -> None:
+    """migrate-store's path: float16 unit rows from a file index come back bit for bit
+    (normalising them again would round some values a second time)."""
+    from paperfeed.store.postgres.store import PostgresStore
+
+    assert isinstance(pg_store, PostgresStore)
+    # A few small counts per row, like the fake encoder's hashed n-grams of a short title:
+    # large components, where a float16 step is coarse.
+    rng = np.random.default_rng(5)
+    counts = np.zeros((200, DIM), dtype=np.float32)
+    for row in counts:
+        row[rng.choice(DIM, 3, replace=False)] = rng.integers(1, 4, size=3)
+    unit = counts / np.linalg.norm(counts, axis=1)[:, None]
+    rows = unit.astype(np.float16).astype(np.float32)  # as an HNSW file index stores them
+    renormalised = (rows / np.linalg.norm(rows, axis=1)[:, None]).astype(np.float16)
+    assert (renormalised.astype(np.float32) != rows).any()  # what `add` would have kept
+    index = pg_store.vector_index("copied", DIM)
+    index.copy_rows(np.arange(200), rows)
+    assert index.get(np.arange(200)).tobytes() == rows.tobytes()
+    with pytest.raises(VectorIndexError, match="unit vectors"):
+        index.copy_rows(np.array([1]), 2 * rows[:1])
+    with pytest.raises(VectorIndexError, match="shape"):
+        index.copy_rows(np.array([1]), rows[:1, :-1])
+
+
 def test_bad_input_and_other_models_are_refused(pg_store: Store) -> None:
     index = pg_store.vector_index("model-a", DIM)
     assert index is not None

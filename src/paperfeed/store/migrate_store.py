@@ -13,8 +13,9 @@ copied ids, and HNSW indexes are built where the model has enough vectors.
 Verification compares, per table, the row counts and a checksum of the rows' content in
 the target's types (dates, timestamps in UTC, JSON documents with sorted keys, booleans):
 the sum of a hash per row, which does not depend on the order rows come back in (the two
-databases collate text differently). Vectors are compared as the float16 rows PostgreSQL
-keeps. A mismatch names the table.
+databases collate text differently). Vectors are copied as the source index stored them
+(not normalised again, which would round them twice) and compared as the float16 rows
+PostgreSQL keeps. A mismatch names the table.
 """
 
 from __future__ import annotations
@@ -483,7 +484,7 @@ class StoreCopier:
         copied = 0
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
-            target.add(chunk, source.get(chunk))
+            target.copy_rows(chunk, source.get(chunk))
             # Recorded after the add's own transaction: a kill in between only re-adds
             # the same vectors (an upsert) on the next run.
             with self.target.pool.connection() as conn:
@@ -531,19 +532,18 @@ class StoreCopier:
         return TableCheck(spec.name, 0, src.rows, dst.rows, src.hex, dst.hex)
 
     def verify_vectors(self, model_id: str, dim: int, directory: Path) -> TableCheck:
-        from paperfeed.index.vectors import as_unit_rows, open_vector_index
+        from paperfeed.index.vectors import open_vector_index
 
         source = open_vector_index(directory, model_id=model_id, dim=dim)
         target = self.target.vector_index(model_id, dim)
         src, dst = _Checksum(), _Checksum()
-        # The source's rows as `add` stores them (unit length, then float16); the target's
-        # exactly as stored.
-        for index, sums, unit in ((source, src, True), (target, dst, False)):
+        # The source's rows as `copy_rows` stores them (float16); the target's as stored.
+        for index, sums in ((source, src), (target, dst)):
             keys = np.sort(index.keys())
             for start in range(0, len(keys), self.batch_size):
                 chunk = keys[start : start + self.batch_size]
                 got = index.get(chunk)
-                rows = (as_unit_rows(got, dim) if unit else got).astype("<f2")
+                rows = got.astype("<f2")
                 for key, row in zip(chunk.tolist(), rows, strict=True):
                     digest = hashlib.blake2b(
                         int(key).to_bytes(8, "little", signed=True) + row.tobytes(),

@@ -66,7 +66,7 @@ from paperfeed.store.postgres.server_stats import DiskUsage, ServerSettings
 from paperfeed.store.sqlite.store import identity_keys
 
 if TYPE_CHECKING:
-    from paperfeed.index.vectors import VectorIndex
+    from paperfeed.store.postgres.vectors import PgVectorIndex
 
 MIGRATIONS_PACKAGE = "paperfeed.store.postgres.migrations"
 _PAPER_COLUMNS = (
@@ -972,7 +972,7 @@ class PostgresStore(PostgresAccounts, PostgresRecommend, Store):
         ]
 
     # -- vectors -------------------------------------------------------------------------
-    def vector_index(self, model_id: str, dim: int) -> VectorIndex:
+    def vector_index(self, model_id: str, dim: int) -> PgVectorIndex:
         """This model's vectors, kept in the database (pgvector) instead of files."""
         from paperfeed.store.postgres.vectors import PgVectorIndex
 

@@ -62,6 +62,9 @@ ALLOWED_EXACT_MAX = 20_000
 # pgvector's iterative scan stops after this many tuples (its default is 20,000).
 MAX_SCAN_TUPLES = 50_000
 BUILD_MAINTENANCE_WORK_MEM = "1GB"
+# How far from length 1 a copied row may be: float16 rounding moves a unit row's length
+# by about 1e-4.
+UNIT_TOLERANCE = 1e-2
 INDEX_RECHECK_SECONDS = 5.0
 
 
@@ -245,8 +248,24 @@ class PgVectorIndex(VectorIndex):
 
     # -- writes --------------------------------------------------------------------------
     def add(self, keys: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
-        wanted = as_keys(keys)
-        rows = as_unit_rows(vectors, self._dim)
+        self._upsert(as_keys(keys), as_unit_rows(vectors, self._dim))
+
+    def copy_rows(self, keys: npt.ArrayLike, rows: npt.ArrayLike) -> None:
+        """Add rows exactly as another index stored them (``migrate-store``).
+
+        They are unit vectors to that index's precision already; normalising them again
+        would round each a second time (an HNSW index's float16 rows by up to one float16
+        step), and the migrated store would score papers differently from its source.
+        """
+        matrix = np.asarray(rows, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[1] != self._dim:
+            raise VectorIndexError(f"rows must have shape (n, {self._dim}), got {matrix.shape}")
+        norms = np.linalg.norm(matrix, axis=1)
+        if not np.all(np.abs(norms - 1.0) <= UNIT_TOLERANCE):
+            raise VectorIndexError("copied rows must be unit vectors, as an index stores them")
+        self._upsert(as_keys(keys), matrix)
+
+    def _upsert(self, wanted: Keys, rows: Matrix) -> None:
         if len(wanted) != len(rows):
             raise VectorIndexError(f"{len(wanted)} keys but {len(rows)} vectors")
         if len(wanted) == 0:
