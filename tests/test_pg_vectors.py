@@ -127,17 +127,29 @@ def test_bad_input_and_other_models_are_refused(pg_store: Store) -> None:
     assert other.search(np.ones(DIM, dtype=np.float32), 5) == []
 
 
-def test_hnsw_search_recall_and_filters(pg_store: Store) -> None:
-    """Past its build threshold the model gets an HNSW index; recall@10 against exact
-    search stays at or above 0.95 on clustered vectors, filtered searches obey the filter."""
+@pytest.mark.parametrize("method", ["ivfflat", "hnsw"])
+def test_indexed_search_recall_and_filters(
+    pg_store: Store, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its build threshold the model gets its index (IVFFlat by default, or HNSW);
+    recall@10 against exact search stays at or above 0.95 on clustered vectors, filtered
+    searches obey the filter."""
+    from paperfeed.store.postgres import vectors as pgv
     from paperfeed.store.postgres.store import PostgresStore
     from paperfeed.store.postgres.vectors import PgVectorIndex
 
     assert isinstance(pg_store, PostgresStore)
+    # 4,000 vectors get IVFFlat's minimum of 10 lists; probing 7 of them, not all, makes
+    # the search approximate, as it is at scale. These wide clusters need more probes than
+    # embeddings of papers do: 3 probes find 0.81 of the top 10 here, 6 find 0.94-0.96
+    # (pgvector's k-means starts from random rows), 7 find 0.97-0.98.
+    monkeypatch.setattr(pgv, "IVF_MIN_PROBES", 7)
     n = 4000
     vectors = clustered(n, DIM, 40, seed=3, spread=1.0)
     keys = np.arange(1, n + 1, dtype=np.int64)
-    index = PgVectorIndex(pg_store, model_id="clustered", dim=DIM, build_threshold=1000)
+    index = PgVectorIndex(
+        pg_store, model_id="clustered", dim=DIM, build_threshold=1000, method=method
+    )
     for start in range(0, n, 1000):
         index.add(keys[start : start + 1000], vectors[start : start + 1000])
     assert not index.indexed
@@ -148,6 +160,17 @@ def test_hnsw_search_recall_and_filters(pg_store: Store) -> None:
     assert exact == [exact_top(stored, keys, q, 10) for q in queries]
     index.save()
     assert index.indexed
+    assert index.built is not None
+    assert index.built.method == method
+    assert index.meta.kind == method
+    with pg_store.pool.connection() as conn:
+        # The searches below go through the index, not a scan of every vector.
+        plan = conn.execute(
+            "EXPLAIN SELECT paper_pk FROM paper_vectors WHERE model = %s "
+            f"ORDER BY (embedding::halfvec({DIM})) <#> %s::halfvec({DIM}) LIMIT 40",
+            (index._model, queries[0].tolist()),
+        ).fetchall()
+    assert "paper_vectors_hnsw_" in " ".join(str(r[0]) for r in plan)
     approx = [[h.key for h in index.search(q, 10)] for q in queries]
     recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
     assert recall >= 0.95
@@ -163,6 +186,71 @@ def test_hnsw_search_recall_and_filters(pg_store: Store) -> None:
     assert all(k % 2 == 0 for k in got_many)
     assert index.search(queries[0], 5, allowed=np.array([], dtype=np.int64)) == []
     assert [len(r) for r in index.search_batch(queries[:3], 4)] == [4, 4, 4]
+
+
+def test_ivfflat_index_is_rebuilt_when_outgrown(pg_store: Store) -> None:
+    """IVFFlat's lists are clusters of the vectors there at build time: once the model
+    would want twice as many lists, save() rebuilds it; searches keep working."""
+    from paperfeed.store.postgres import vectors as pgv
+    from paperfeed.store.postgres.store import PostgresStore
+
+    assert isinstance(pg_store, PostgresStore)
+    index = pgv.PgVectorIndex(pg_store, model_id="growing", dim=DIM, build_threshold=1000)
+    vectors = clustered(25_000, DIM, 40, seed=6, spread=1.0)
+    index.add(np.arange(12_000), vectors[:12_000])
+    index.save()
+    assert index.built == pgv.BuiltIndex("ivfflat", pgv.ivf_lists(12_000))
+    assert pgv.ivf_lists(12_000) == 12
+    index.add(np.arange(12_000, 23_000), vectors[12_000:23_000])
+    index.save()  # 23 lists wanted: not yet twice 12
+    assert index.built == pgv.BuiltIndex("ivfflat", 12)
+    index.add(np.arange(23_000, 25_000), vectors[23_000:])
+    index.save()
+    assert index.built == pgv.BuiltIndex("ivfflat", 25)
+    assert len(index.search(vectors[0], 10)) == 10
+    # Another handle (another worker) sees the rebuilt index.
+    assert pg_store.vector_index("growing", DIM).built == pgv.BuiltIndex("ivfflat", 25)
+
+
+def test_an_index_dropped_by_hand_is_built_again_without_new_vectors(
+    pg_store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The move from an HNSW index of an earlier version: drop it, run `paperfeed index`;
+    with nothing to embed, the embedding run still has each view build its index."""
+    from paperfeed.store.postgres import vectors as pgv
+    from paperfeed.store.postgres.store import PostgresStore
+
+    assert isinstance(pg_store, PostgresStore)
+    index = pgv.PgVectorIndex(
+        pg_store, model_id="moved", dim=DIM, build_threshold=1000, method=pgv.HNSW
+    )
+    index.add(np.arange(1500), clustered(1500, DIM, 10, seed=7))
+    index.save()
+    assert index.built == pgv.BuiltIndex("hnsw", 0)
+    with pg_store.pool.connection() as conn:
+        conn.execute(f"DROP INDEX {pgv.index_name(index._model)}")
+    fresh = pgv.PgVectorIndex(pg_store, model_id="moved", dim=DIM, build_threshold=1000)
+    assert fresh.built is None
+    fresh.tend()
+    assert fresh.built == pgv.BuiltIndex("ivfflat", 10)
+    # semantic.build tends every view after embedding, even when nothing was new.
+    tended: list[str] = []
+    monkeypatch.setattr(pgv.PgVectorIndex, "tend", lambda self: tended.append(self.model_id))
+    pg_store.write_batch([IncomingRecord(new_paper(title="One paper", source="x"))], [])
+    semantic.activate(pg_store, "fake")
+    assert semantic.build(settings, pg_store)[2] == 1
+    tended.clear()
+    assert semantic.build(settings, pg_store)[2] == 0
+    assert len(tended) == 2  # the two views
+
+
+def test_unknown_index_method_is_refused(pg_store: Store) -> None:
+    from paperfeed.store.postgres.store import PostgresStore
+    from paperfeed.store.postgres.vectors import PgVectorIndex
+
+    assert isinstance(pg_store, PostgresStore)
+    with pytest.raises(VectorIndexError, match="valid: ivfflat, hnsw"):
+        PgVectorIndex(pg_store, model_id="x", dim=DIM, method="diskann")
 
 
 def test_semantic_index_lives_in_the_database(pg_store: Store, settings: Settings) -> None:

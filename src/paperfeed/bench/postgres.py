@@ -3,9 +3,10 @@
 Each size gets its own database on the server, ``paperfeed_bench_<N>``, built through the
 store as an ingest and ``paperfeed index`` would (``write_batch``, then
 ``refresh_keyword_index``; the vectors through the store's pgvector index, whose ``save``
-builds the HNSW graph). The build record (the inputs and the build times) is kept in the
-database itself (setting ``bench.build``), so a re-run against the same server reuses a
-database whose record matches and rebuilds one that does not (or that someone changed).
+builds its IVFFlat index, or an HNSW graph for ``--index hnsw``). The build record (the
+inputs and the build times) is kept in the database itself (setting ``bench.build``), so a
+re-run against the same server reuses a database whose record matches and rebuilds one
+that does not (or that someone changed).
 
 The server's own memory is not the serving process's: :func:`server_processes` finds
 the server's processes (when it runs on this machine) for :func:`server_memory`.
@@ -39,7 +40,7 @@ def database_name(papers: int) -> str:
 
 
 def vectors_model_id(base: str, kind: str) -> str:
-    """One model id per index kind: their vectors (and HNSW indexes) live side by side."""
+    """One model id per index kind: their vectors (and indexes) live side by side."""
     return base if kind == "auto" else f"{base}-{kind}"
 
 
@@ -90,22 +91,19 @@ def add_vectors(
     progress: Callable[[int, int], None] | None = None,
     batch: int = 50_000,
 ) -> str:
-    """Add the vectors to the store's pgvector index and build its graph as the kind says;
-    returns what the index is: ``pgvector hnsw`` or ``pgvector exact scan``.
-
-    ``auto`` is production's index (``Store.vector_index``: the HNSW graph from 10,000
-    vectors on), ``hnsw`` builds the graph at any size, ``exact`` never builds it.
-    """
+    """Add the vectors to the store's pgvector index and build it as the kind says
+    (:func:`index_method`); returns what the index is: ``pgvector ivfflat``, ``pgvector
+    hnsw`` or ``pgvector exact scan``."""
     import numpy as np
 
     from paperfeed.store.postgres.store import PostgresStore
-    from paperfeed.store.postgres.vectors import PgVectorIndex
+    from paperfeed.store.postgres.vectors import HNSW, PgVectorIndex
 
     if not isinstance(store, PostgresStore):
         raise PaperfeedError("the PostgreSQL bench needs a PostgreSQL store")
     dim = int(vectors.shape[1])
     index = (
-        PgVectorIndex(store, model_id=model_id, dim=dim, build_threshold=1)
+        PgVectorIndex(store, model_id=model_id, dim=dim, build_threshold=1, method=HNSW)
         if kind == "hnsw"
         else store.vector_index(model_id, dim)
     )
@@ -116,11 +114,20 @@ def add_vectors(
             progress(min(a + batch, n), n)
     if kind != "exact":
         index.save()
-    return "pgvector hnsw" if getattr(index, "indexed", False) else "pgvector exact scan"
+    built = index.built
+    return f"pgvector {built.method}" if built is not None else "pgvector exact scan"
+
+
+def index_method(kind: str) -> str:
+    """The pgvector index a bench index kind builds: ``auto`` production's (IVFFlat from
+    10,000 vectors on), ``hnsw`` an HNSW graph at any size, ``exact`` none."""
+    from paperfeed.store.postgres.vectors import HNSW, IVFFLAT
+
+    return {"auto": IVFFLAT, "hnsw": HNSW}.get(kind, "none")
 
 
 def drop_vectors(store: Store, model_id: str) -> None:
-    """Delete the model's vectors and their HNSW index (to add other vectors)."""
+    """Delete the model's vectors and their index (to add other vectors)."""
     from paperfeed.store.postgres.vectors import drop_model_vectors
 
     with _postgres(store).pool.connection() as conn, conn.transaction():
@@ -137,7 +144,7 @@ def _postgres(store: Store) -> PostgresStore:
 
 def sizes_mb(store: Store, model_id: str) -> tuple[float, float]:
     """(store, vectors) on disk in MiB: the vectors are the model's share of the
-    ``paper_vectors`` table plus its HNSW index; the store is the rest of the database."""
+    ``paper_vectors`` table plus its index; the store is the rest of the database."""
     usage = _postgres(store).disk_usage(model_id)
     return usage.store_bytes / 2**20, usage.vectors_bytes / 2**20
 

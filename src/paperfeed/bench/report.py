@@ -156,7 +156,7 @@ class BuildStats:
     store_seconds: float  # writing the papers to the store
     keyword_seconds: float  # the keyword index (tantivy), in bulk after the store
     vector_seconds: float  # vector index: adding the vectors and saving (graph build)
-    vector_kind: str  # what the index holds: exact or hnsw
+    vector_kind: str  # what the index is: exact, hnsw, pgvector ivfflat, ...
     store_mb: float
     vectors_mb: float
     reused: bool

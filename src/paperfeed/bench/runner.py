@@ -381,7 +381,7 @@ class Bench:
 
     def build_postgres(self, n: int, admin_url: str) -> tuple[Settings, Vectors, BuildStats, str]:
         """The database of size N on the server (papers, keyword index, pgvector vectors
-        and their HNSW index), built or reused; the corpus vectors stay in the work dir."""
+        and their index), built or reused; the corpus vectors stay in the work dir."""
         from paperfeed.bench import postgres as pg
 
         cfg = self.config
@@ -394,8 +394,12 @@ class Bench:
         model_id = pg.vectors_model_id(VECTORS_MODEL_ID, kind)
         spec = self.vectors_spec()
         indexes = record.setdefault("indexes", {})
-        if kind in indexes and indexes[kind].get("vectors") != spec:
-            # Built from other vectors: added again below; the papers and keywords stay.
+        method = pg.index_method(kind)
+        if kind in indexes and (
+            indexes[kind].get("vectors") != spec or indexes[kind].get("method") != method
+        ):
+            # Built from other vectors, or another index: added again below; the papers
+            # and keywords stay.
             del indexes[kind]
         reused = "store" in record and kind in indexes
         if "store" not in record:
@@ -422,6 +426,7 @@ class Bench:
                     "seconds": time.perf_counter() - started,
                     "opened_as": opened_as,
                     "vectors": spec,
+                    "method": method,
                 }
                 pg.save_record(store, record)
             store_mb, vectors_mb = pg.sizes_mb(store, model_id)

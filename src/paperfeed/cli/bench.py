@@ -75,7 +75,10 @@ from paperfeed.errors import PaperfeedError
     type=click.Choice(["auto", "exact", "hnsw"]),
     default="auto",
     show_default=True,
-    help="Vector index kind, as 'paperfeed index' would build it (auto: HNSW past 10,000).",
+    help=(
+        "Vector index kind, as 'paperfeed index' would build it (auto: HNSW past 10,000; "
+        "on PostgreSQL IVFFlat); hnsw: the HNSW graph at any size."
+    ),
 )
 @click.option(
     "--embed-docs",

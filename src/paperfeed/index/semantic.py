@@ -268,6 +268,8 @@ def build(
     try:
         indexes = open_views(settings, encoder, store)
         n = update_embeddings(store, encoder, indexes, progress=progress)
+        for index in indexes.values():
+            index.tend()
     finally:
         lease.release()
     if make_active and model != active_model(store):

@@ -41,7 +41,7 @@ METRIC = "cosine"
 # HNSW graph answers in ~0.5 ms; past 10,000 the graph is worth building.
 AUTO_EXACT_LIMIT = 10_000
 
-Kind = Literal["exact", "hnsw"]
+Kind = Literal["exact", "hnsw", "ivfflat"]
 KINDS: tuple[Kind, ...] = ("exact", "hnsw")
 REBUILD_HINT = "delete the directory and run `paperfeed index` to rebuild it from the store"
 
@@ -336,6 +336,11 @@ class VectorIndex(abc.ABC):
     @abc.abstractmethod
     def save(self) -> None:
         """Write the changes to disk atomically."""
+
+    def tend(self) -> None:
+        """Build or rebuild what the index's size calls for, changes or not (after an
+        embedding run that found nothing to embed). File indexes do that in ``save``."""
+        return None
 
     @abc.abstractmethod
     def __len__(self) -> int: ...

@@ -55,6 +55,7 @@ _FIELD_BASE = {
     Field.CATEGORIES: 1024,
 }
 _LIKE_SPECIAL = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})
+WORK_MEM = "64MB"
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,5 +419,10 @@ class KeywordSearch:
             ") m " + join + "WHERE " + " AND ".join(where) + " "
             "ORDER BY m.score DESC, m.paper_pk LIMIT %s"
         )
-        rows = self.conn.execute(sql, [*params, *where_params, limit]).fetchall()
+        with self.conn.transaction():
+            # Room to add up the scores of every paper the query's words reach (600,000
+            # for a SciFact claim at 1M papers) in memory: the default 4MB made PostgreSQL
+            # spill them to disk in 21 batches, which took a third of the time.
+            self.conn.execute("SELECT set_config('work_mem', %s, true)", (WORK_MEM,))
+            rows = self.conn.execute(sql, [*params, *where_params, limit]).fetchall()
         return [(int(pk), float(score)) for pk, score in rows]
