@@ -139,13 +139,17 @@ def test_indexed_search_recall_and_filters(
     from paperfeed.store.postgres.vectors import PgVectorIndex
 
     assert isinstance(pg_store, PostgresStore)
-    # 4,000 vectors get IVFFlat's minimum of 10 lists; probing 7 of them, not all, makes
-    # the search approximate, as it is at scale. These wide clusters need more probes than
-    # embeddings of papers do: 3 probes find 0.81 of the top 10 here, 6 find 0.94-0.96
-    # (pgvector's k-means starts from random rows), 7 find 0.97-0.98.
-    monkeypatch.setattr(pgv, "IVF_MIN_PROBES", 7)
+    # 4,000 vectors in 40 lists, a search probing 20 of them (half, the most it probes):
+    # approximate, though barely (recall 0.99-1.0 over repeated runs; with 10 probes it
+    # varied from 0.93 to 1.0 with pgvector's random k-means start). Recall at scale is the
+    # bench's to measure (0.965 at a million vectors, docs/postgres.md).
+    monkeypatch.setattr(pgv, "IVF_MIN_LISTS", 40)
+    monkeypatch.setattr(pgv, "IVF_MIN_PROBES", 20)
     n = 4000
-    vectors = clustered(n, DIM, 40, seed=3, spread=1.0)
+    # IVFFlat's lists follow the clusters: tighter ones, as papers' topics are, than the
+    # wide ones that make the HNSW graph work hard.
+    spread = 0.6 if method == "ivfflat" else 1.0
+    vectors = clustered(n, DIM, 40, seed=3, spread=spread)
     keys = np.arange(1, n + 1, dtype=np.int64)
     index = PgVectorIndex(
         pg_store, model_id="clustered", dim=DIM, build_threshold=1000, method=method
@@ -153,7 +157,7 @@ def test_indexed_search_recall_and_filters(
     for start in range(0, n, 1000):
         index.add(keys[start : start + 1000], vectors[start : start + 1000])
     assert not index.indexed
-    queries = clustered(50, DIM, 40, seed=4, spread=1.0)
+    queries = clustered(50, DIM, 40, seed=4, spread=spread)
     exact = [[h.key for h in index.search(q, 10)] for q in queries]
     # Exact below the threshold: the same as brute force over the float16 vectors.
     stored = index.get(keys)
