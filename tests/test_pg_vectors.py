@@ -248,6 +248,50 @@ def test_an_index_dropped_by_hand_is_built_again_without_new_vectors(
     assert len(tended) == 2  # the two views
 
 
+def test_iterative_scans_come_with_pgvector_0_8() -> None:
+    from paperfeed.store.postgres.vectors import iterative_scans
+
+    assert iterative_scans("0.8.6")
+    assert iterative_scans("0.10.0")
+    assert iterative_scans("1.0")
+    assert not iterative_scans("0.7.4")
+    assert not iterative_scans("")
+
+
+def test_filtered_search_without_iterative_scans_is_exact(pg_store: Store) -> None:
+    """pgvector 0.7 has no iterative scan: a filtered search scores the allowed papers
+    exactly, however many, rather than lose results to the filter."""
+    import dataclasses
+
+    from paperfeed.store.postgres import vectors as pgv
+    from paperfeed.store.postgres.store import PostgresStore
+
+    assert isinstance(pg_store, PostgresStore)
+    index = pgv.PgVectorIndex(pg_store, model_id="old-server", dim=DIM, build_threshold=1000)
+    vectors = clustered(3000, DIM, 30, seed=8)
+    keys = np.arange(1, 3001, dtype=np.int64)
+    index.add(keys, vectors)
+    index.save()
+    assert index.built is not None
+    index._built = dataclasses.replace(index.built, iterative=False)
+    allowed = keys[::3]
+    query = vectors[5]
+
+    def through_the_index(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a filtered search went through the index")
+
+    with pytest.MonkeyPatch.context() as patch:
+        # 1,000 allowed papers are scored exactly anyway (up to ALLOWED_EXACT_MAX): with
+        # the limit at 10, only the missing iterative scan keeps them off the index.
+        patch.setattr(pgv, "ALLOWED_EXACT_MAX", 10)
+        patch.setattr(pgv.PgVectorIndex, "_search_settings", staticmethod(through_the_index))
+        got = [h.key for h in index.search(query, 10, allowed=allowed)]
+        assert got == exact_top(index.get(allowed), allowed, query, 10)
+        index._built = dataclasses.replace(index.built, iterative=True)
+        with pytest.raises(AssertionError, match="through the index"):
+            index.search(query, 10, allowed=allowed)
+
+
 def test_unknown_index_method_is_refused(pg_store: Store) -> None:
     from paperfeed.store.postgres.store import PostgresStore
     from paperfeed.store.postgres.vectors import PgVectorIndex

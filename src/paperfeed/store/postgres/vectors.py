@@ -65,14 +65,14 @@ HNSW = "hnsw"
 METHODS = (IVFFLAT, HNSW)
 # IVFFlat: pgvector's advice for the number of lists (rows / 1,000 up to a million rows,
 # their square root beyond), at least IVF_MIN_LISTS; a search probes IVF_PROBE_FRACTION of
-# them, at least IVF_MIN_PROBES (a small index is cheap to probe widely) and at most half:
-# past that the planner drops the index for a scan of every vector (10,000 vectors,
-# 10 lists: 5 probes 7.6 ms, 9 probes 41 ms). Recall@10, 4×k rescored: 1M, 20 of 1,000
-# lists 0.968 (10: 0.937, 40: 0.989 at 40 ms p95); 100,000, 10 of 100 0.992 (4: 0.961);
-# 10,000, 5 of 10 0.995.
+# them, at least IVF_MIN_PROBES and at most half: past that the planner drops the index
+# for a scan of every vector (10,000 vectors, 10 lists: 5 probes 7.6 ms, 9 probes 41 ms).
+# Recall@10 follows the number of lists probed more than their share, on the bench's
+# vectors (drawn like real MiniLM embeddings): 20 probes give 0.968 of 1,000 lists at 1M
+# and 0.969 of 100 at 100,000; 10 probes 0.937 and 0.939 (docs/postgres.md).
 IVF_MIN_LISTS = 10
 IVF_PROBE_FRACTION = 0.02
-IVF_MIN_PROBES = 10
+IVF_MIN_PROBES = 20
 # Rebuilt once the lists it would have now are this many times those it was built with.
 IVF_REBUILD_GROWTH = 2
 # HNSW parameters. m and ef_construction are pgvector's defaults; ef_search and the
@@ -154,10 +154,22 @@ def ivf_probes(lists: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class BuiltIndex:
-    """A model's index as the catalog has it: its method and, for IVFFlat, its lists."""
+    """A model's index as the catalog has it: its method and, for IVFFlat, its lists;
+    whether the server's pgvector can scan it iteratively (filtered searches)."""
 
     method: str
     lists: int = 0
+    iterative: bool = True
+
+
+def iterative_scans(pgvector_version: str) -> bool:
+    """pgvector 0.8 added iterative index scans (``hnsw.iterative_scan``,
+    ``ivfflat.iterative_scan``); 0.7 refuses the settings."""
+    parts = []
+    for piece in pgvector_version.split(".")[:2]:
+        digits = "".join(c for c in piece if c.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts) >= (0, 8)
 
 
 def drop_model_vectors(conn: psycopg.Connection[Any], model_id: str) -> int:
@@ -269,7 +281,8 @@ class PgVectorIndex(VectorIndex):
             return self._built
         with self._store.pool.connection() as conn:
             row = conn.execute(
-                "SELECT am.amname, c.reloptions FROM pg_class c "
+                "SELECT am.amname, c.reloptions, "
+                "(SELECT extversion FROM pg_extension WHERE extname = 'vector') FROM pg_class c "
                 "JOIN pg_am am ON am.oid = c.relam WHERE c.oid = to_regclass(%s)",
                 (index_name(self._model),),
             ).fetchone()
@@ -277,7 +290,9 @@ class PgVectorIndex(VectorIndex):
         if row is None:
             return self._built  # not yet, or dropped after we saw it
         options = dict(str(o).split("=", 1) for o in row[1] or ())
-        self._built = BuiltIndex(str(row[0]), int(options.get("lists", 0)))
+        self._built = BuiltIndex(
+            str(row[0]), int(options.get("lists", 0)), iterative_scans(str(row[2] or ""))
+        )
         return self._built
 
     @property
@@ -482,8 +497,11 @@ class PgVectorIndex(VectorIndex):
             if not allowed_keys:
                 return []
         built = self.built
+        # A filter through the index needs pgvector's iterative scan (0.8): without it the
+        # index hands over its nearest rows and the filter may leave fewer than k of them.
         exact = built is None or (
-            allowed_keys is not None and len(allowed_keys) <= ALLOWED_EXACT_MAX
+            allowed_keys is not None
+            and (len(allowed_keys) <= ALLOWED_EXACT_MAX or not built.iterative)
         )
         fetch = k + 16 if exact else CANDIDATES_FACTOR * k
         filter_sql = sql.SQL(" AND paper_pk = ANY(%s)") if allowed_keys is not None else sql.SQL("")
