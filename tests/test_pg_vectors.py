@@ -167,8 +167,10 @@ def test_indexed_search_recall_and_filters(
     assert index.built is not None
     assert index.built.method == method
     assert index.meta.kind == method
-    with pg_store.pool.connection() as conn:
-        # The searches below go through the index, not a scan of every vector.
+    with pg_store.pool.connection() as conn, conn.transaction():
+        # The searches below go through the index, not a scan of every vector, with the
+        # settings a search uses.
+        PgVectorIndex._search_settings(conn, index.built, 40, filtered=False)
         plan = conn.execute(
             "EXPLAIN SELECT paper_pk FROM paper_vectors WHERE model = %s "
             f"ORDER BY (embedding::halfvec({DIM})) <#> %s::halfvec({DIM}) LIMIT 40",
@@ -203,17 +205,22 @@ def test_ivfflat_index_is_rebuilt_when_outgrown(pg_store: Store) -> None:
     vectors = clustered(25_000, DIM, 40, seed=6, spread=1.0)
     index.add(np.arange(12_000), vectors[:12_000])
     index.save()
-    assert index.built == pgv.BuiltIndex("ivfflat", pgv.ivf_lists(12_000))
+    assert index.built is not None
+    assert (index.built.method, index.built.lists) == ("ivfflat", pgv.ivf_lists(12_000))
     assert pgv.ivf_lists(12_000) == 12
     index.add(np.arange(12_000, 23_000), vectors[12_000:23_000])
     index.save()  # 23 lists wanted: not yet twice 12
-    assert index.built == pgv.BuiltIndex("ivfflat", 12)
+    assert index.built is not None
+    assert (index.built.method, index.built.lists) == ("ivfflat", 12)
     index.add(np.arange(23_000, 25_000), vectors[23_000:])
     index.save()
-    assert index.built == pgv.BuiltIndex("ivfflat", 25)
+    assert index.built is not None
+    assert (index.built.method, index.built.lists) == ("ivfflat", 25)
     assert len(index.search(vectors[0], 10)) == 10
     # Another handle (another worker) sees the rebuilt index.
-    assert pg_store.vector_index("growing", DIM).built == pgv.BuiltIndex("ivfflat", 25)
+    again = pg_store.vector_index("growing", DIM).built
+    assert again is not None
+    assert (again.method, again.lists) == ("ivfflat", 25)
 
 
 def test_an_index_dropped_by_hand_is_built_again_without_new_vectors(
@@ -230,13 +237,15 @@ def test_an_index_dropped_by_hand_is_built_again_without_new_vectors(
     )
     index.add(np.arange(1500), clustered(1500, DIM, 10, seed=7))
     index.save()
-    assert index.built == pgv.BuiltIndex("hnsw", 0)
+    assert index.built is not None
+    assert (index.built.method, index.built.lists) == ("hnsw", 0)
     with pg_store.pool.connection() as conn:
         conn.execute(f"DROP INDEX {pgv.index_name(index._model)}")
     fresh = pgv.PgVectorIndex(pg_store, model_id="moved", dim=DIM, build_threshold=1000)
     assert fresh.built is None
     fresh.tend()
-    assert fresh.built == pgv.BuiltIndex("ivfflat", 10)
+    assert fresh.built is not None
+    assert (fresh.built.method, fresh.built.lists) == ("ivfflat", 10)
     # semantic.build tends every view after embedding, even when nothing was new.
     tended: list[str] = []
     monkeypatch.setattr(pgv.PgVectorIndex, "tend", lambda self: tended.append(self.model_id))
@@ -290,6 +299,26 @@ def test_filtered_search_without_iterative_scans_is_exact(pg_store: Store) -> No
         index._built = dataclasses.replace(index.built, iterative=True)
         with pytest.raises(AssertionError, match="through the index"):
             index.search(query, 10, allowed=allowed)
+
+
+def test_several_models_build_their_indexes_at_once(pg_store: Store) -> None:
+    """Builds take turns: two at once each held the table while building and then needed
+    more of it (ANALYZE), and PostgreSQL broke the deadlock by failing one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from paperfeed.store.postgres import vectors as pgv
+    from paperfeed.store.postgres.store import PostgresStore
+
+    assert isinstance(pg_store, PostgresStore)
+    indexes = [
+        pgv.PgVectorIndex(pg_store, model_id=f"model-{i}", dim=DIM, build_threshold=1000, method=m)
+        for i, m in enumerate(["ivfflat", "ivfflat", "hnsw"])
+    ]
+    for i, index in enumerate(indexes):
+        index.add(np.arange(1500), clustered(1500, DIM, 10, seed=20 + i))
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(lambda index: index.tend(), indexes))
+    assert [i.built.method if i.built else None for i in indexes] == ["ivfflat", "ivfflat", "hnsw"]
 
 
 def test_unknown_index_method_is_refused(pg_store: Store) -> None:

@@ -121,9 +121,9 @@ def add_vectors(
 def index_method(kind: str) -> str:
     """The pgvector index a bench index kind builds: ``auto`` production's (IVFFlat from
     10,000 vectors on), ``hnsw`` an HNSW graph at any size, ``exact`` none."""
-    from paperfeed.store.postgres.vectors import HNSW, IVFFLAT
+    from paperfeed.store.postgres.vectors import DEFAULT_METHOD, HNSW
 
-    return {"auto": IVFFLAT, "hnsw": HNSW}.get(kind, "none")
+    return {"auto": DEFAULT_METHOD, "hnsw": HNSW}.get(kind, "none")
 
 
 def drop_vectors(store: Store, model_id: str) -> None:

@@ -8,7 +8,7 @@ after the last committed batch; a batch that was written but not recorded cannot
 Vectors come from the SQLite store's vector files (every model and view under
 ``<data dir>/vectors``) into pgvector, recorded the same way per model. The keyword index
 is rebuilt by the target (PostgreSQL has its own), identity sequences are moved past the
-copied ids, and HNSW indexes are built where the model has enough vectors.
+copied ids, and each model's vector index is built where it has enough vectors.
 
 Verification compares, per table, the row counts and a checksum of the rows' content in
 the target's types (dates, timestamps in UTC, JSON documents with sorted keys, booleans):
@@ -492,7 +492,7 @@ class StoreCopier:
             copied += len(chunk)
             done += len(chunk)
             self._report(item, done, len(keys))
-        target.save()  # builds the model's HNSW index once it holds enough vectors
+        target.save()  # builds the model's vector index once it holds enough vectors
         with self.target.pool.connection() as conn:
             self._record(conn, item, None, 0, done=True)
         return copied

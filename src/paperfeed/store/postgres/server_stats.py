@@ -26,7 +26,7 @@ class ServerSettings:
 @dataclass(frozen=True, slots=True)
 class DiskUsage:
     """Bytes on disk: the vectors of one model (its share of ``paper_vectors`` plus its
-    HNSW index) and the rest of the database."""
+    index) and the rest of the database."""
 
     store_bytes: float
     vectors_bytes: float

@@ -56,6 +56,7 @@ from paperfeed.index.vectors import (
     model_slug,
     rank,
 )
+from paperfeed.store.postgres.session import at_least
 
 if TYPE_CHECKING:
     from paperfeed.store.postgres.store import PostgresStore
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
 IVFFLAT = "ivfflat"
 HNSW = "hnsw"
 METHODS = (IVFFLAT, HNSW)
+DEFAULT_METHOD = IVFFLAT  # why: see the module's docstring
 # IVFFlat: pgvector's advice for the number of lists (rows / 1,000 up to a million rows,
 # their square root beyond), at least IVF_MIN_LISTS; a search probes IVF_PROBE_FRACTION of
 # them, at least IVF_MIN_PROBES and at most half: past that the planner drops the index
@@ -75,6 +77,10 @@ IVF_PROBE_FRACTION = 0.02
 IVF_MIN_PROBES = 20
 # Rebuilt once the lists it would have now are this many times those it was built with.
 IVF_REBUILD_GROWTH = 2
+IVF_DEFAULT_LISTS = 100  # pgvector's, for an index made without the option
+# A filtered search through IVFFlat probes further lists until enough rows pass, up to
+# MAX_SCAN_TUPLES rows' worth (lists hold about 1,000 rows each).
+IVF_ROWS_PER_LIST = 1000
 # HNSW parameters. m and ef_construction are pgvector's defaults; ef_search and the
 # candidate factor were chosen with benchmarks/pgvector_recall.py (clustered 384-d unit
 # vectors): see docs/postgres.md for the measured recall.
@@ -85,7 +91,8 @@ EF_SEARCH_MAX = 1000  # pgvector's upper bound
 CANDIDATES_FACTOR = 4
 # Up to this many allowed keys, a filtered search scores them all exactly.
 ALLOWED_EXACT_MAX = 20_000
-# pgvector's iterative scan stops after this many tuples (its default is 20,000).
+# pgvector's iterative scan stops after this many tuples (HNSW; its default is 20,000),
+# or lists of IVF_ROWS_PER_LIST (IVFFlat).
 MAX_SCAN_TUPLES = 50_000
 BUILD_MAINTENANCE_WORK_MEM = "1GB"
 # How far from length 1 a copied row may be: float16 rounding moves a unit row's length
@@ -94,8 +101,10 @@ UNIT_TOLERANCE = 1e-2
 INDEX_RECHECK_SECONDS = 5.0
 # How often a process looks again at an index it has seen (another may have rebuilt it).
 INDEX_REFRESH_SECONDS = 60.0
-# The first key of the advisory lock a rebuild holds (the second is the model's id).
-REBUILD_LOCK = 0x70667631
+# The advisory lock every index build holds: one build at a time on the table. Two builds
+# at once deadlock: each holds the table in SHARE mode while it builds, then needs more
+# for ANALYZE or the swap.
+BUILD_LOCK = 0x7061706572_04
 
 
 def _decode(blobs: Sequence[bytes], dim: int) -> Matrix:
@@ -162,6 +171,23 @@ class BuiltIndex:
     iterative: bool = True
 
 
+def read_built(conn: psycopg.Connection[Any], model: int) -> BuiltIndex | None:
+    """The model's index as the catalog has it now; None if it has none."""
+    row = conn.execute(
+        "SELECT am.amname, c.reloptions, "
+        "(SELECT extversion FROM pg_extension WHERE extname = 'vector') FROM pg_class c "
+        "JOIN pg_am am ON am.oid = c.relam WHERE c.oid = to_regclass(%s)",
+        (index_name(model),),
+    ).fetchone()
+    if row is None:
+        return None
+    method = str(row[0])
+    options = dict(str(o).split("=", 1) for o in row[1] or ())
+    # An IVFFlat index made by hand without the option has pgvector's default, 100.
+    lists = int(options.get("lists", IVF_DEFAULT_LISTS)) if method == IVFFLAT else 0
+    return BuiltIndex(method, lists, iterative_scans(str(row[2] or "")))
+
+
 def iterative_scans(pgvector_version: str) -> bool:
     """pgvector 0.8 added iterative index scans (``hnsw.iterative_scan``,
     ``ivfflat.iterative_scan``); 0.7 refuses the settings."""
@@ -198,7 +224,7 @@ class PgVectorIndex(VectorIndex):
         model_id: str,
         dim: int,
         build_threshold: int = AUTO_EXACT_LIMIT,
-        method: str = IVFFLAT,
+        method: str = DEFAULT_METHOD,
     ) -> None:
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise VectorIndexError(f"dimension must be a positive integer, got {dim!r}")
@@ -280,19 +306,10 @@ class PgVectorIndex(VectorIndex):
         if now - self._built_checked < wait:
             return self._built
         with self._store.pool.connection() as conn:
-            row = conn.execute(
-                "SELECT am.amname, c.reloptions, "
-                "(SELECT extversion FROM pg_extension WHERE extname = 'vector') FROM pg_class c "
-                "JOIN pg_am am ON am.oid = c.relam WHERE c.oid = to_regclass(%s)",
-                (index_name(self._model),),
-            ).fetchone()
+            found = read_built(conn, self._model)
         self._built_checked = now
-        if row is None:
-            return self._built  # not yet, or dropped after we saw it
-        options = dict(str(o).split("=", 1) for o in row[1] or ())
-        self._built = BuiltIndex(
-            str(row[0]), int(options.get("lists", 0)), iterative_scans(str(row[2] or ""))
-        )
+        if found is not None:  # else not yet, or dropped after we saw it
+            self._built = found
         return self._built
 
     @property
@@ -347,7 +364,10 @@ class PgVectorIndex(VectorIndex):
         would round each a second time (an HNSW index's float16 rows by up to one float16
         step), and the migrated store would score papers differently from its source.
         """
-        matrix = np.asarray(rows, dtype=np.float32)
+        try:
+            matrix = np.asarray(rows, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise VectorIndexError(f"rows must be numbers ({exc})") from None
         if matrix.ndim != 2 or matrix.shape[1] != self._dim:
             raise VectorIndexError(f"rows must have shape (n, {self._dim}), got {matrix.shape}")
         norms = np.linalg.norm(matrix, axis=1)
@@ -424,21 +444,27 @@ class PgVectorIndex(VectorIndex):
     def tend(self) -> None:
         """Builds the model's index once it is worth it, and rebuilds an IVFFlat index the
         model has outgrown."""
-        self._built_checked = -INDEX_REFRESH_SECONDS  # another process may have built it
         count = len(self)
-        if count < max(self._build_threshold, 1):
-            return
-        built = self.built
-        if built is None:
-            self._build(self._method, count)
-        elif built.method == IVFFLAT and ivf_lists(count) >= IVF_REBUILD_GROWTH * built.lists:
-            self._build(IVFFLAT, count, replace=True)
-        self._built_checked = -INDEX_REFRESH_SECONDS
+        if count >= max(self._build_threshold, 1):
+            with self._store.pool.connection() as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (BUILD_LOCK,))
+                # Read again under the lock: another process may have built it meanwhile.
+                built = read_built(conn, self._model)
+                if built is None:
+                    self._build(conn, self._method, count)
+                elif built.method == IVFFLAT and (
+                    ivf_lists(count) >= IVF_REBUILD_GROWTH * built.lists
+                ):
+                    self._build(conn, IVFFLAT, count, replace=True)
+        self._built_checked = -INDEX_REFRESH_SECONDS  # look again at the next search
 
-    def _build(self, method: str, count: int, *, replace: bool = False) -> None:
+    def _build(
+        self, conn: psycopg.Connection[Any], method: str, count: int, *, replace: bool = False
+    ) -> None:
         name = index_name(self._model)
         # A rebuild builds the new index beside the old one (searches go on through the
-        # old one; writes wait), then swaps them: only the swap blocks searches.
+        # old one; writes to the table wait), then swaps them: only the swap, at the end,
+        # blocks searches.
         target = f"{name}_next" if replace else name
         if method == HNSW:
             using = sql.SQL("hnsw ({} halfvec_ip_ops) WITH (m = {}, ef_construction = {})").format(
@@ -448,36 +474,25 @@ class PgVectorIndex(VectorIndex):
             using = sql.SQL("ivfflat ({} halfvec_ip_ops) WITH (lists = {})").format(
                 self._sql_indexed, sql.Literal(ivf_lists(count))
             )
-        with self._store.pool.connection() as conn, conn.transaction():
-            if replace:
-                # One rebuild at a time; another process already at it makes this a no-op.
-                got = conn.execute(
-                    "SELECT pg_try_advisory_xact_lock(%s, %s)", (REBUILD_LOCK, self._model)
-                ).fetchone()
-                if not got or not got[0]:
-                    return
-                conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(target)))
-            conn.execute("SELECT set_config('statement_timeout', '0', true)")
-            # At least this much, so that an HNSW graph is built in memory (pgvector falls
-            # back to a far slower on-disk build); a server configured with more keeps its own.
-            conn.execute(
-                "SELECT set_config('maintenance_work_mem', %s, true) "
-                "WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes(%s)",
-                (BUILD_MAINTENANCE_WORK_MEM, BUILD_MAINTENANCE_WORK_MEM),
+        if replace:  # a leftover of an interrupted rebuild
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(target)))
+        conn.execute("SELECT set_config('statement_timeout', '0', true)")
+        # At least this much, so that an HNSW graph is built in memory (pgvector falls back
+        # to a far slower on-disk build); a server configured with more keeps its own.
+        at_least(conn, "maintenance_work_mem", BUILD_MAINTENANCE_WORK_MEM)
+        conn.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON paper_vectors USING {} WHERE {}").format(
+                sql.Identifier(target), using, self._sql_where
             )
+        )
+        conn.execute("ANALYZE paper_vectors")
+        if replace:
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
             conn.execute(
-                sql.SQL("CREATE INDEX IF NOT EXISTS {} ON paper_vectors USING {} WHERE {}").format(
-                    sql.Identifier(target), using, self._sql_where
+                sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                    sql.Identifier(target), sql.Identifier(name)
                 )
             )
-            if replace:
-                conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
-                conn.execute(
-                    sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-                        sql.Identifier(target), sql.Identifier(name)
-                    )
-                )
-            conn.execute("ANALYZE paper_vectors")
 
     # -- reads ---------------------------------------------------------------------------
     def _query_vector(self, query: npt.ArrayLike) -> npt.NDArray[np.float32]:
@@ -532,21 +547,24 @@ class PgVectorIndex(VectorIndex):
     def _search_settings(
         conn: psycopg.Connection[Any], built: BuiltIndex, fetch: int, *, filtered: bool
     ) -> None:
-        """How far the index looks, for this transaction."""
-        if built.method == HNSW:
-            ef_search = min(EF_SEARCH_MAX, max(EF_SEARCH_MIN, fetch))
-            conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef_search),))
-            if filtered:
-                conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
-                conn.execute(
-                    "SELECT set_config('hnsw.max_scan_tuples', %s, true)", (str(MAX_SCAN_TUPLES),)
-                )
-            return
-        probes = ivf_probes(built.lists)
-        conn.execute("SELECT set_config('ivfflat.probes', %s, true)", (str(probes),))
+        """How far the index looks, for this transaction. Both methods' settings: another
+        process may have replaced the index since this one last looked."""
+        ef_search = min(EF_SEARCH_MAX, max(EF_SEARCH_MIN, fetch))
+        probes = ivf_probes(built.lists) if built.method == IVFFLAT else IVF_MIN_PROBES
+        conn.execute(
+            "SELECT set_config('hnsw.ef_search', %s, true), set_config('ivfflat.probes', %s, true)",
+            (str(ef_search), str(probes)),
+        )
         if filtered:
-            # Probe further lists until enough rows pass the filter.
-            conn.execute("SELECT set_config('ivfflat.iterative_scan', 'relaxed_order', true)")
+            # Look further until enough rows pass the filter, within a bound.
+            max_probes = max(probes, MAX_SCAN_TUPLES // IVF_ROWS_PER_LIST)
+            conn.execute(
+                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                "set_config('hnsw.max_scan_tuples', %s, true), "
+                "set_config('ivfflat.iterative_scan', 'relaxed_order', true), "
+                "set_config('ivfflat.max_probes', %s, true)",
+                (str(MAX_SCAN_TUPLES), str(max_probes)),
+            )
 
     def _exact_allowed(
         self, q: npt.NDArray[np.float32], k: int, allowed_keys: list[int]
