@@ -268,8 +268,9 @@ def build(
     try:
         indexes = open_views(settings, encoder, store)
         n = update_embeddings(store, encoder, indexes, progress=progress)
-        for index in indexes.values():
-            index.tend()
+        if not n:  # else saving the new vectors tended the indexes already
+            for index in indexes.values():
+                index.tend()
     finally:
         lease.release()
     if make_active and model != active_model(store):

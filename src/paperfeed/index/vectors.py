@@ -43,6 +43,8 @@ AUTO_EXACT_LIMIT = 10_000
 
 Kind = Literal["exact", "hnsw", "ivfflat"]
 KINDS: tuple[Kind, ...] = ("exact", "hnsw")
+# How far from length 1 a stored unit row may be (as_unit_rows(normalise=False)).
+STORED_UNIT_TOLERANCE = 1e-2
 REBUILD_HINT = "delete the directory and run `paperfeed index` to rebuild it from the store"
 
 Keys = npt.NDArray[np.int64]
@@ -216,8 +218,14 @@ def as_keys(keys: npt.ArrayLike, what: str = "keys") -> Keys:
     return arr.astype(np.int64, copy=False)
 
 
-def as_unit_rows(vectors: npt.ArrayLike, dim: int, what: str = "vectors") -> Matrix:
-    """``vectors`` as a float32 (n, dim) matrix of unit rows; zero or non-finite rows refused."""
+def as_unit_rows(
+    vectors: npt.ArrayLike, dim: int, what: str = "vectors", *, normalise: bool = True
+) -> Matrix:
+    """``vectors`` as a float32 (n, dim) matrix of unit rows; zero or non-finite rows refused.
+
+    ``normalise=False`` takes rows that an index stored as unit vectors as they are (to
+    its precision: float16 rounding moves a row's length by about 1e-4) and refuses any
+    farther from length 1: normalising them again would round them a second time."""
     try:
         arr = np.asarray(vectors, dtype=np.float32)
     except (TypeError, ValueError) as exc:
@@ -229,6 +237,10 @@ def as_unit_rows(vectors: npt.ArrayLike, dim: int, what: str = "vectors") -> Mat
     norms = np.linalg.norm(arr, axis=1)
     if not np.all(np.isfinite(norms)) or np.any(norms == 0):
         raise VectorIndexError(f"{what} contain a zero, NaN or infinite vector")
+    if not normalise:
+        if not np.all(np.abs(norms - 1.0) <= STORED_UNIT_TOLERANCE):
+            raise VectorIndexError(f"{what} must be unit vectors, as an index stores them")
+        return arr
     # Encoders normalize already; dividing again costs little and makes cosine = dot exact.
     out: Matrix = (arr / norms[:, None]).astype(np.float32, copy=False)
     return out

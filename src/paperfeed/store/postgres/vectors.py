@@ -95,9 +95,6 @@ ALLOWED_EXACT_MAX = 20_000
 # or lists of IVF_ROWS_PER_LIST (IVFFlat).
 MAX_SCAN_TUPLES = 50_000
 BUILD_MAINTENANCE_WORK_MEM = "1GB"
-# How far from length 1 a copied row may be: float16 rounding moves a unit row's length
-# by about 1e-4.
-UNIT_TOLERANCE = 1e-2
 INDEX_RECHECK_SECONDS = 5.0
 # How often a process looks again at an index it has seen (another may have rebuilt it).
 INDEX_REFRESH_SECONDS = 60.0
@@ -364,16 +361,7 @@ class PgVectorIndex(VectorIndex):
         would round each a second time (an HNSW index's float16 rows by up to one float16
         step), and the migrated store would score papers differently from its source.
         """
-        try:
-            matrix = np.asarray(rows, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise VectorIndexError(f"rows must be numbers ({exc})") from None
-        if matrix.ndim != 2 or matrix.shape[1] != self._dim:
-            raise VectorIndexError(f"rows must have shape (n, {self._dim}), got {matrix.shape}")
-        norms = np.linalg.norm(matrix, axis=1)
-        if not np.all(np.abs(norms - 1.0) <= UNIT_TOLERANCE):
-            raise VectorIndexError("copied rows must be unit vectors, as an index stores them")
-        self._upsert(as_keys(keys), matrix)
+        self._upsert(as_keys(keys), as_unit_rows(rows, self._dim, "rows", normalise=False))
 
     def _upsert(self, wanted: Keys, rows: Matrix) -> None:
         if len(wanted) != len(rows):
@@ -446,22 +434,27 @@ class PgVectorIndex(VectorIndex):
         model has outgrown."""
         count = len(self)
         if count >= max(self._build_threshold, 1):
-            with self._store.pool.connection() as conn, conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (BUILD_LOCK,))
-                # Read again under the lock: another process may have built it meanwhile.
-                built = read_built(conn, self._model)
-                if built is None:
-                    self._build(conn, self._method, count)
-                elif built.method == IVFFLAT and (
-                    ivf_lists(count) >= IVF_REBUILD_GROWTH * built.lists
-                ):
-                    self._build(conn, IVFFLAT, count, replace=True)
+            with self._store.pool.connection() as conn:
+                # Most calls (every save of an embedding run) find nothing to do: only a
+                # build waits for the lock, and reads again under it (another process may
+                # have built the index meanwhile).
+                if self._needs_build(read_built(conn, self._model), count):
+                    with conn.transaction():
+                        conn.execute("SELECT pg_advisory_xact_lock(%s)", (BUILD_LOCK,))
+                        built = read_built(conn, self._model)
+                        if self._needs_build(built, count):
+                            self._build(conn, count, replace=built is not None)
         self._built_checked = -INDEX_REFRESH_SECONDS  # look again at the next search
 
-    def _build(
-        self, conn: psycopg.Connection[Any], method: str, count: int, *, replace: bool = False
-    ) -> None:
+    def _needs_build(self, built: BuiltIndex | None, count: int) -> bool:
+        if built is None:
+            return True
+        return built.method == IVFFLAT and ivf_lists(count) >= IVF_REBUILD_GROWTH * built.lists
+
+    def _build(self, conn: psycopg.Connection[Any], count: int, *, replace: bool) -> None:
+        """Build the index (``replace``: an IVFFlat index the model has outgrown)."""
         name = index_name(self._model)
+        method = IVFFLAT if replace else self._method
         # A rebuild builds the new index beside the old one (searches go on through the
         # old one; writes to the table wait), then swaps them: only the swap, at the end,
         # blocks searches.
