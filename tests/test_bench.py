@@ -261,11 +261,12 @@ def test_new_vectors_are_drawn_without_rebuilding_the_store(
     assert first.sizes[0].build.store_seconds == second.sizes[0].build.store_seconds
 
 
-def test_bench_cli_json_with_the_graph_index(beir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_bench_cli_json_with_an_approximate_index(beir: Path, tmp_path: Path, kind: str) -> None:
     result = CliRunner().invoke(
         main,
         [
-            "bench", str(beir), "--sizes", "250,400", "--model", "fake", "--index", "hnsw",
+            "bench", str(beir), "--sizes", "250,400", "--model", "fake", "--index", kind,
             "--queries", "12", "--warmup", "1", "--embed-docs", "8", "--no-baseline",
             "--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "report.json"),
             "--json",
@@ -275,8 +276,8 @@ def test_bench_cli_json_with_the_graph_index(beir: Path, tmp_path: Path) -> None
     data = json.loads(result.output)
     check_report_sanity(data, [250, 400])
     assert json.loads((tmp_path / "report.json").read_text()) == data
-    assert data["index_kind"] == "hnsw"
-    assert all(s["build"]["vector_index_kind"] == "hnsw" for s in data["sizes"])
+    assert data["index_kind"] == kind
+    assert all(s["build"]["vector_index_kind"] == kind for s in data["sizes"])
 
 
 def test_bench_rejects_bad_options(beir: Path, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The vector index: exact and HNSW search, changes, atomic saves, refusals."""
+"""The vector index: exact, IVF and HNSW search, changes, atomic saves, refusals."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from paperfeed.errors import NotFoundError
-from paperfeed.index import vector_exact, vector_hnsw, vectors
+from paperfeed.index import vector_exact, vector_graph, vector_ivf, vectors
 from paperfeed.index.vector_exact import ExactIndex
+from paperfeed.index.vector_graph import ProjectedIndex
 from paperfeed.index.vector_hnsw import HnswIndex
+from paperfeed.index.vector_ivf import IvfIndex
 from paperfeed.index.vectors import (
     META_FILE,
     VectorHit,
@@ -24,6 +26,8 @@ from paperfeed.index.vectors import (
 
 MODEL = "test/model"
 DIM = 32
+APPROXIMATE = ["ivf", "hnsw"]
+LIBRARY = {"exact": "numpy", "ivf": "faiss", "hnsw": "usearch"}
 
 
 def unit(rng: np.random.Generator, n: int, dim: int = DIM) -> np.ndarray:
@@ -81,6 +85,7 @@ def test_ties_are_broken_by_key(tmp_path: Path, rng: np.random.Generator) -> Non
     others = unit(rng, 300)
     for index in (
         ExactIndex.create(tmp_path / "e", model_id=MODEL, dim=DIM),
+        IvfIndex.create(tmp_path / "i", model_id=MODEL, dim=DIM, build_threshold=0),
         HnswIndex.create(tmp_path / "h", model_id=MODEL, dim=DIM, build_threshold=0),
     ):
         index.add(np.arange(1000, 1300), others)
@@ -157,7 +162,7 @@ def test_allowed_keys_filter(tmp_path: Path, rng: np.random.Generator) -> None:
 def test_save_and_reopen_round_trip(tmp_path: Path, rng: np.random.Generator) -> None:
     x = unit(rng, 600)
     queries = unit(rng, 5)
-    for kind in ("exact", "hnsw"):
+    for kind in ("exact", *APPROXIMATE):
         path = tmp_path / kind
         index = open_vector_index(path, model_id=MODEL, dim=DIM, kind=kind)
         index.add(np.arange(600), x)
@@ -169,7 +174,7 @@ def test_save_and_reopen_round_trip(tmp_path: Path, rng: np.random.Generator) ->
         assert type(again) is type(index)
         assert len(again) == 598
         assert [again.search(q, 10) for q in queries] == before
-        tolerance = 1e-6 if kind == "exact" else 1e-3  # hnsw stores float16
+        tolerance = 1e-6 if kind == "exact" else 1e-3  # approximate kinds store float16
         np.testing.assert_allclose(again.get([0, 599]), x[[0, 599]], atol=tolerance)
         meta = json.loads((path / META_FILE).read_text())
         assert meta["kind"] == kind
@@ -177,7 +182,7 @@ def test_save_and_reopen_round_trip(tmp_path: Path, rng: np.random.Generator) ->
         assert meta["dim"] == DIM
         assert meta["count"] == 598
         assert meta["metric"] == "cosine"
-        assert meta["library"]["name"] == ("numpy" if kind == "exact" else "usearch")
+        assert meta["library"]["name"] == LIBRARY[kind]
         assert meta["created"]
         assert meta["updated"]
 
@@ -190,7 +195,7 @@ def test_another_model_is_refused(tmp_path: Path, rng: np.random.Generator) -> N
         open_vector_index(tmp_path, model_id="other/model", dim=DIM)
     with pytest.raises(VectorIndexError, match="dimension 64"):
         open_vector_index(tmp_path, model_id=MODEL, dim=64)
-    with pytest.raises(VectorIndexError, match="of kind 'hnsw', not 'exact'"):
+    with pytest.raises(VectorIndexError, match="of kind 'ivf', not 'exact'"):
         open_vector_index(tmp_path, model_id=MODEL, dim=DIM, kind="exact")
     assert model_slug("sentence-transformers/all-MiniLM-L6-v2") == (
         "sentence-transformers-all-MiniLM-L6-v2"
@@ -229,12 +234,17 @@ def test_no_index_yet(tmp_path: Path) -> None:
         ExactIndex.open(tmp_path / "new", model_id=MODEL, dim=DIM)
 
 
+@pytest.mark.parametrize("kind", APPROXIMATE)
 @pytest.mark.parametrize("crash_at", ["vectors", "keys", "graph", META_FILE])
 def test_crash_during_save_keeps_previous_index(
-    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, crash_at: str
+    tmp_path: Path,
+    rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
+    crash_at: str,
+    kind: vectors.Kind,
 ) -> None:
     x = unit(rng, 400)
-    index = open_vector_index(tmp_path, model_id=MODEL, dim=DIM, kind="hnsw")
+    index = open_vector_index(tmp_path, model_id=MODEL, dim=DIM, kind=kind)
     index.add(np.arange(300), x[:300])
     index.save()
     expected = index.search(x[0], 5)
@@ -301,20 +311,22 @@ def test_segments_stay_few_and_deletes_are_compacted(
 
 
 @pytest.mark.slow  # ~5 s of graph building on an idle 2-core machine, 20 s when shared
-def test_hnsw_recall_against_exact(
-    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("kind", APPROXIMATE)
+def test_approximate_recall_against_exact(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, kind: vectors.Kind
 ) -> None:
     # The graph keeps the top 24 of 64 principal directions (128 of 384 in production):
     # the same path at a fraction of the build time.
-    monkeypatch.setattr(vector_hnsw, "GRAPH_DIM", 24)
+    monkeypatch.setattr(vector_graph, "GRAPH_DIM", 24)
     dim, n = 64, 20_000
     x = clustered(rng, n, dim)
     queries = clustered(rng, 200, dim)
     keys = np.arange(n, dtype=np.int64) * 3 + 1
-    index = open_vector_index(tmp_path, model_id=MODEL, dim=dim, kind="hnsw")
+    index = open_vector_index(tmp_path, model_id=MODEL, dim=dim, kind=kind)
     index.add(keys, x)
     index.save()
-    assert isinstance(index, HnswIndex)
+    assert isinstance(index, ProjectedIndex)
+    assert index.kind == kind
     assert index.has_graph
     assert index.meta.files["projection"]
     reopened = open_vector_index(tmp_path, model_id=MODEL, dim=dim)
@@ -333,10 +345,13 @@ def test_hnsw_recall_against_exact(
         assert {h.key for h in hits} <= set(allowed.tolist())
 
 
-def test_hnsw_incremental_changes(tmp_path: Path, rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("kind", APPROXIMATE)
+def test_approximate_incremental_changes(
+    tmp_path: Path, rng: np.random.Generator, kind: vectors.Kind
+) -> None:
     x = unit(rng, 1200)
-    index = open_vector_index(tmp_path, model_id=MODEL, dim=DIM, kind="hnsw")
-    assert isinstance(index, HnswIndex)
+    index = open_vector_index(tmp_path, model_id=MODEL, dim=DIM, kind=kind)
+    assert isinstance(index, ProjectedIndex)
     index.add(np.arange(1000), x[:1000])
     index.save()
     assert index.has_graph
@@ -361,7 +376,7 @@ def test_hnsw_incremental_changes(tmp_path: Path, rng: np.random.Generator) -> N
     assert 5 not in top_keys(again.search(x[5], 10))
     assert 7 in top_keys(again.search(x[1100], 2))
 
-    assert isinstance(again, HnswIndex)
+    assert type(again) is type(index)
     index.remove(np.arange(0, 400))  # past a quarter: compaction, and the graph follows
     index.save()
     assert index.meta.rows == index.meta.count == len(index) == 800
@@ -371,10 +386,13 @@ def test_hnsw_incremental_changes(tmp_path: Path, rng: np.random.Generator) -> N
     assert 1150 in top_keys(index.search(x[1150], 1))
 
 
-def test_hnsw_edge_sizes(tmp_path: Path, rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("kind", APPROXIMATE)
+def test_approximate_edge_sizes(
+    tmp_path: Path, rng: np.random.Generator, kind: vectors.Kind
+) -> None:
     # Fewer vectors than principal directions kept: the graph keeps every dimension.
     few = unit(rng, 20, dim=200)
-    index = open_vector_index(tmp_path, model_id=MODEL, dim=200, kind="hnsw")
+    index = open_vector_index(tmp_path, model_id=MODEL, dim=200, kind=kind)
     index.add(np.arange(20), few)
     index.save()
     assert "projection" not in index.meta.files
@@ -392,7 +410,7 @@ def test_auto_index_builds_its_graph_past_the_threshold(
     monkeypatch.setattr(vectors, "AUTO_EXACT_LIMIT", 500)
     x = unit(rng, 800)
     index = open_vector_index(tmp_path, model_id=MODEL, dim=DIM)
-    assert isinstance(index, HnswIndex)
+    assert isinstance(index, IvfIndex)
     index.add(np.arange(400), x[:400])
     index.save()
     assert not index.has_graph
@@ -407,9 +425,12 @@ def test_auto_index_builds_its_graph_past_the_threshold(
     assert open_vector_index(tmp_path, model_id=MODEL, dim=DIM).search(x[3], 1)[0].key == 3
 
 
-def test_searches_from_many_threads_agree(tmp_path: Path, rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("kind", APPROXIMATE)
+def test_searches_from_many_threads_agree(
+    tmp_path: Path, rng: np.random.Generator, kind: vectors.Kind
+) -> None:
     x = unit(rng, 3000)
-    index = open_vector_index(tmp_path, model_id=MODEL, dim=DIM, kind="hnsw")
+    index = open_vector_index(tmp_path, model_id=MODEL, dim=DIM, kind=kind)
     index.add(np.arange(3000), x)
     index.save()
     queries = unit(rng, 64)
@@ -417,3 +438,50 @@ def test_searches_from_many_threads_agree(tmp_path: Path, rng: np.random.Generat
     with ThreadPoolExecutor(max_workers=8) as pool:
         parallel = list(pool.map(lambda q: index.search(q, 10), queries))
     assert parallel == serial
+
+
+@pytest.mark.slow  # two k-means runs over 20,000 vectors
+def test_ivf_reads_a_share_of_its_lists_and_redraws_them_as_the_corpus_grows(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vector_graph, "GRAPH_DIM", 24)
+    dim = 64
+    x = clustered(rng, 20_000, dim)
+    queries = clustered(rng, 100, dim)
+    index = open_vector_index(tmp_path, model_id=MODEL, dim=dim, kind="ivf")
+    assert isinstance(index, IvfIndex)
+    index.add(np.arange(5_000), x[:5_000])
+    index.save()
+    lists = vector_ivf.ivf_lists(5_000)
+    assert index.meta.state["graph_lists"] == lists == 128
+    assert index.probes == index.meta.state["graph_probes"] == vector_ivf.ivf_probes(lists, 5_000)
+
+    # Reading an eighth of the lists still finds most of the true neighbours: the cells
+    # follow the clusters.
+    index.probes = lists // 8
+    truth = [set(brute(np.arange(5_000), x[:5_000], q, 10)) for q in queries]
+    found = [set(top_keys(index.search(q, 10))) for q in queries]
+    assert np.mean([len(f & t) / 10 for f, t in zip(found, truth, strict=True)]) >= 0.8
+    one_list = index.probes = 1
+    assert index.probes == one_list
+    fewer = [set(top_keys(index.search(q, 10))) for q in queries]
+    assert sum(map(len, fewer)) > 0
+    assert np.mean([len(f & t) / 10 for f, t in zip(fewer, truth, strict=True)]) < 0.95
+
+    # Fourfold: twice the lists are wanted, and the cells are drawn again.
+    index.add(np.arange(5_000, 20_000), x[5_000:])
+    index.save()
+    assert index.meta.state["graph_lists"] == vector_ivf.ivf_lists(20_000) >= 2 * lists
+    assert index.meta.state["graph_size"] == 20_000
+    again = open_vector_index(tmp_path, model_id=MODEL, dim=dim)
+    assert 12_345 in top_keys(again.search(x[12_345], 3))
+
+
+def test_damaged_ivf_file_is_reported(tmp_path: Path, rng: np.random.Generator) -> None:
+    index = open_vector_index(tmp_path, model_id=MODEL, dim=DIM, kind="ivf")
+    index.add(np.arange(600), unit(rng, 600))
+    index.save()
+    graph = tmp_path / index.meta.files["graph"]
+    graph.write_bytes(graph.read_bytes()[:100])
+    with pytest.raises(VectorIndexError, match="paperfeed index"):
+        open_vector_index(tmp_path, model_id=MODEL, dim=DIM)

@@ -119,11 +119,11 @@ def add_vectors(
 
 
 def index_method(kind: str) -> str:
-    """The pgvector index a bench index kind builds: ``auto`` production's (IVFFlat from
-    10,000 vectors on), ``hnsw`` an HNSW graph at any size, ``exact`` none."""
+    """The pgvector index a bench index kind builds: ``auto`` and ``ivf`` production's
+    (IVFFlat from 10,000 vectors on), ``hnsw`` an HNSW graph at any size, ``exact`` none."""
     from paperfeed.store.postgres.vectors import DEFAULT_METHOD, HNSW
 
-    return {"auto": DEFAULT_METHOD, "hnsw": HNSW}.get(kind, "none")
+    return {"auto": DEFAULT_METHOD, "ivf": DEFAULT_METHOD, "hnsw": HNSW}.get(kind, "none")
 
 
 def drop_vectors(store: Store, model_id: str) -> None:

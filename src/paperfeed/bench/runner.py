@@ -53,7 +53,7 @@ VECTORS_MODEL_ID = "paperfeed-bench-synthetic"
 WRITE_BATCH = 1000
 
 Progress = Callable[[str, int, int], None]
-IndexKind = Literal["auto", "exact", "hnsw"]
+IndexKind = Literal["auto", "exact", "ivf", "hnsw"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +92,10 @@ class BenchConfig:
             raise PaperfeedError(f"unknown mode(s) {unknown}; choose from {', '.join(MODES)}")
         if self.queries < 1 or self.duration <= 0 or self.warmup < 0 or self.embed_docs < 0:
             raise PaperfeedError("queries and duration must be positive, warmup 0 or more")
-        if self.index_kind not in ("auto", "exact", "hnsw"):
-            raise PaperfeedError(f"unknown index kind {self.index_kind!r}: auto, exact or hnsw")
+        if self.index_kind not in ("auto", "exact", "ivf", "hnsw"):
+            raise PaperfeedError(
+                f"unknown index kind {self.index_kind!r}: auto, exact, ivf or hnsw"
+            )
         if self.fit_docs < 2:
             raise PaperfeedError("at least 2 documents are needed to fit the vector sampler")
 
@@ -347,9 +349,9 @@ class Bench:
         index.save()
         seconds = time.perf_counter() - started
         opened_as = str(index.kind)
-        if opened_as == "hnsw" and not getattr(index, "has_graph", False):
-            # Below its build threshold an HNSW index scans its float16 matrix.
-            opened_as = "hnsw (no graph yet: float16 scan)"
+        if opened_as in ("ivf", "hnsw") and not getattr(index, "has_graph", False):
+            # Below its build threshold an approximate index scans its float16 matrix.
+            opened_as = f"{opened_as} (not built yet: float16 scan)"
         built[kind] = {"seconds": seconds, "opened_as": opened_as}
         self._save_manifest(n, doc)
         self._step(f"N={n:,}: vector index ({kind})", 1, 1)

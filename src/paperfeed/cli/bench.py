@@ -72,12 +72,13 @@ from paperfeed.errors import PaperfeedError
 @click.option(
     "--index",
     "index_kind",
-    type=click.Choice(["auto", "exact", "hnsw"]),
+    type=click.Choice(["auto", "exact", "ivf", "hnsw"]),
     default="auto",
     show_default=True,
     help=(
-        "Vector index kind, as 'paperfeed index' would build it (auto: HNSW past 10,000; "
-        "on PostgreSQL IVFFlat); hnsw: the HNSW graph at any size."
+        "Vector index kind, as 'paperfeed index' would build it (auto: IVF past 10,000; "
+        "on PostgreSQL pgvector IVFFlat); ivf: the IVF index at any size; hnsw: an HNSW "
+        "graph (usearch; on PostgreSQL pgvector HNSW)."
     ),
 )
 @click.option(

@@ -59,7 +59,7 @@ PREAD_MAX_ROWS = 512
 # rounding difference between BLAS code paths can never decide which of two ties is kept.
 TIE_MARGIN = 1e-5
 _OWN_FILE = re.compile(
-    r"^(?:(?:vectors|keys|dead|stale|graph|projection)\.\d{6}\.(?:npy|usearch)|\.tmp\..*)$"
+    r"^(?:(?:vectors|keys|dead|stale|graph|projection)\.\d{6}\.(?:npy|usearch|faiss)|\.tmp\..*)$"
 )
 LOCK_FILE = ".lock"
 

@@ -1,14 +1,17 @@
 """The vector index: paper keys mapped to unit vectors, searched by cosine similarity.
 
 One index lives in one directory (``<data_dir>/vectors/<model-slug>/``) and holds vectors
-of one model only. Two kinds sit behind :class:`VectorIndex`:
+of one model only. Three kinds sit behind :class:`VectorIndex`:
 
 - ``exact`` (:mod:`paperfeed.index.vector_exact`): the vectors in memory-mapped matrix
   files, brute-force dot products. Exact, and fast enough below ~10,000 vectors.
-- ``hnsw`` (:mod:`paperfeed.index.vector_hnsw`): the same matrix stored as float16, plus a
-  usearch HNSW graph over int8-quantized copies; a query takes 4×k candidates from the graph
-  and rescores them exactly from the matrix. Below its build threshold it has no graph and
-  searches exactly, so ``kind="auto"`` is simply an ``hnsw`` index with a threshold.
+- ``ivf`` (:mod:`paperfeed.index.vector_ivf`, the default): the same matrix stored as
+  float16, plus FAISS inverted lists of int8 principal components; a query takes 16×k
+  candidates from its nearest lists and rescores them exactly from the matrix
+  (:mod:`paperfeed.index.vector_graph`). Below its build threshold it has no lists and
+  searches exactly, so ``kind="auto"`` is simply an ``ivf`` index with a threshold.
+- ``hnsw`` (:mod:`paperfeed.index.vector_hnsw`): the same, with a usearch HNSW graph in
+  place of the lists (the default before ``ivf``; such indexes keep working).
 
 On disk: ``index.json`` (the metadata, written last: it is the commit point) names the
 files of the current generation; every other file is written under a new name, then
@@ -25,7 +28,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -38,14 +41,17 @@ FORMAT_VERSION = 1
 METRIC = "cosine"
 # Measured on this project's 2-core machine: one exact query over 384-d float32 vectors
 # takes ~1.5 ms (CPU) at 5,000 vectors, ~2.5 ms at 10,000 and ~4 ms at 20,000, where the
-# HNSW graph answers in ~0.5 ms; past 10,000 the graph is worth building.
+# HNSW graph answers in ~0.5 ms; past 10,000 an approximate index is worth building.
 AUTO_EXACT_LIMIT = 10_000
 
-Kind = Literal["exact", "hnsw", "ivfflat"]
-KINDS: tuple[Kind, ...] = ("exact", "hnsw")
+Kind = Literal["exact", "ivf", "hnsw", "ivfflat"]
+KINDS: tuple[Kind, ...] = ("exact", "ivf", "hnsw")
 # How far from length 1 a stored unit row may be (as_unit_rows(normalise=False)).
 STORED_UNIT_TOLERANCE = 1e-2
 REBUILD_HINT = "delete the directory and run `paperfeed index` to rebuild it from the store"
+
+if TYPE_CHECKING:
+    from paperfeed.index.vector_graph import ProjectedIndex
 
 Keys = npt.NDArray[np.int64]
 Matrix = npt.NDArray[np.float32]
@@ -368,20 +374,22 @@ def open_vector_index(
     *,
     model_id: str,
     dim: int,
-    kind: Literal["auto", "exact", "hnsw"] = "auto",
+    kind: Literal["auto", "exact", "ivf", "hnsw"] = "auto",
 ) -> VectorIndex:
     """The vector index in ``directory``, created empty when there is none yet.
 
     ``auto`` opens whatever kind is there; a new one searches exactly until it holds
-    ``AUTO_EXACT_LIMIT`` vectors and builds its HNSW graph on the first save past that.
-    ``exact`` / ``hnsw`` insist on that kind and refuse a directory of the other one.
+    ``AUTO_EXACT_LIMIT`` vectors and builds its IVF index on the first save past that.
+    ``exact`` / ``ivf`` / ``hnsw`` insist on that kind and refuse a directory of another.
     """
-    # Imported here: the implementations import this module, and usearch is needed only
-    # for an approximate index.
+    # Imported here: the implementations import this module, and FAISS or usearch is
+    # needed only for an approximate index.
     from paperfeed.index.vector_exact import ExactIndex
 
     if kind not in ("auto", *KINDS):
-        raise VectorIndexError(f"unknown vector index kind {kind!r}; choose auto, exact or hnsw")
+        raise VectorIndexError(
+            f"unknown vector index kind {kind!r}; choose auto, exact, ivf or hnsw"
+        )
     path = Path(directory)
     meta = read_meta(path)
     found: Kind | None = meta.kind if meta is not None else None
@@ -390,20 +398,30 @@ def open_vector_index(
             f"vector index {path} is of kind {found!r}, not {kind!r}; open it with "
             f"kind='auto' or {REBUILD_HINT}"
         )
-    wanted: Kind = found or ("exact" if kind == "exact" else "hnsw")
+    wanted: Kind = found or ("ivf" if kind == "auto" else kind)
     if wanted == "exact":
         if meta is None:
             return ExactIndex.create(path, model_id=model_id, dim=dim)
         return ExactIndex.open(path, model_id=model_id, dim=dim)
-    try:
-        from paperfeed.index.vector_hnsw import HnswIndex
-    except ImportError as exc:
-        raise VectorIndexError(
-            f"the approximate vector index needs the usearch package ({exc}): "
-            "pip install usearch, or open the index with kind='exact'"
-        ) from None
-
+    index_class = _approximate_class(wanted)
     if meta is None:
         threshold = AUTO_EXACT_LIMIT if kind == "auto" else 0
-        return HnswIndex.create(path, model_id=model_id, dim=dim, build_threshold=threshold)
-    return HnswIndex.open(path, model_id=model_id, dim=dim)
+        return index_class.create(path, model_id=model_id, dim=dim, build_threshold=threshold)
+    return index_class.open(path, model_id=model_id, dim=dim)
+
+
+def _approximate_class(kind: Kind) -> type[ProjectedIndex]:
+    package = {"ivf": "faiss-cpu", "hnsw": "usearch"}[kind]
+    try:
+        if kind == "ivf":
+            from paperfeed.index.vector_ivf import IvfIndex
+
+            return IvfIndex
+        from paperfeed.index.vector_hnsw import HnswIndex
+
+        return HnswIndex
+    except ImportError as exc:
+        raise VectorIndexError(
+            f"the {kind} vector index needs the {package} package ({exc}): "
+            "pip install 'paperfeed[semantic]', or open the index with kind='exact'"
+        ) from None
