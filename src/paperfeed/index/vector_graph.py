@@ -25,6 +25,7 @@ import abc
 import math
 import os
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -151,6 +152,8 @@ class ProjectedIndex(MatrixIndex[GraphState]):
 
     storage: ClassVar[str] = "float16"
     random_access: ClassVar[bool] = True
+    # The coarse index's library, as recorded (name) and as installed (distribution).
+    library: ClassVar[tuple[str, str]]
     # The file name of a saved graph: graph.<generation>.<graph_suffix>
     graph_suffix: ClassVar[str]
     # The parameter (and state) that holds the search breadth.
@@ -162,6 +165,11 @@ class ProjectedIndex(MatrixIndex[GraphState]):
         self._factor = int(meta.parameters["candidates_factor"])
         if state.graph is not None:
             state.graph.breadth = self._breadth
+
+    @classmethod
+    def _library(cls) -> dict[str, str]:
+        name, distribution = cls.library
+        return {"name": name, "version": version(distribution), "numpy": np.__version__}
 
     # hooks of each coarse index
 

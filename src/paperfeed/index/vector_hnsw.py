@@ -11,7 +11,6 @@ that this graph could not (:mod:`vector_ivf`); an index built as HNSW keeps work
 from __future__ import annotations
 
 import threading
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -76,12 +75,9 @@ class HnswIndex(ProjectedIndex):
     """HNSW candidates (usearch, int8 of 128 principal components) rescored in float32."""
 
     kind = "hnsw"
+    library = ("usearch", "usearch")
     graph_suffix = "usearch"
     breadth_parameter = "expansion_search"
-
-    @classmethod
-    def _library(cls) -> dict[str, str]:
-        return {"name": "usearch", "version": version("usearch"), "numpy": np.__version__}
 
     @classmethod
     def _graph_parameters(cls) -> dict[str, Any]:

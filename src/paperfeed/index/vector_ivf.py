@@ -24,7 +24,6 @@ lists).
 from __future__ import annotations
 
 import math
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +109,9 @@ class IvfIndex(ProjectedIndex):
     """IVF candidates (FAISS, int8 of 128 principal components) rescored in float32."""
 
     kind = "ivf"
+    library = ("faiss", "faiss-cpu")
     graph_suffix = "faiss"
     breadth_parameter = "probes"
-
-    @classmethod
-    def _library(cls) -> dict[str, str]:
-        return {"name": "faiss", "version": version("faiss-cpu"), "numpy": np.__version__}
 
     @classmethod
     def _graph_parameters(cls) -> dict[str, Any]:
