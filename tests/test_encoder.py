@@ -24,6 +24,7 @@ from paperfeed.index.encoder import (
     FakeEncoder,
     OnnxEncoder,
     SentenceTransformerEncoder,
+    TokenVectors,
     Vectors,
     configure_threads,
     default_model_dir,
@@ -327,11 +328,30 @@ def test_onnx_export_is_announced_and_described(fast: tuple[OnnxEncoder, list[st
     assert meta["source_model"] == DEFAULT_MODEL_ID
     assert meta["quantization"]["op_types"] == ["MatMul"]
     assert meta["quantization"]["per_channel"] is True
-    assert set(meta["files"]) == {"model.onnx", "tokenizer.json"}
+    assert set(meta["files"]) == {"model.onnx", "word_embeddings.npy", "tokenizer.json"}
     assert meta["validation"]["mean_cosine"] >= 0.98
     assert "onnxruntime" in meta["versions"]
     # Only the finished export is left in the cache directory: no temporary folders.
     assert [p.name for p in enc.path.parent.iterdir()] == [enc.path.name]
+
+
+@pytest.mark.slow
+def test_word_embeddings_are_read_outside_the_graph(fast: tuple[OnnxEncoder, list[str]]) -> None:
+    import onnx
+
+    enc, _ = fast
+    graph = onnx.load(str(enc.path / "model.onnx")).graph
+    assert graph.input[0].name == "inputs_embeds"
+    table = np.load(enc.path / "word_embeddings.npy")
+    assert table.shape == (30522, 384)
+    # No initializer of the graph holds the vocabulary's vectors any more.
+    assert all(30522 not in init.dims for init in graph.initializer)
+    tokens = TokenVectors(enc.path / "word_embeddings.npy")
+    ids = [101, 7592, 7592, 2088, 30521, 0, 102]
+    np.testing.assert_array_equal(tokens.rows(ids), table[ids])
+    assert tokens.rows([]).shape == (0, 384)
+    with pytest.raises(EncoderError, match="token id"):
+        tokens.rows([30522])
 
 
 @pytest.mark.slow

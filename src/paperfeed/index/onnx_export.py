@@ -13,11 +13,17 @@ The transformer is exported with plain ``torch.onnx.export`` (the TorchScript ex
 the torch.export one needs onnxscript, and ``optimum`` conflicts with sentence-transformers
 6). Pooling (mean) and normalization run in numpy at encode time.
 
-The export directory holds ``model.onnx``, the model's ``tokenizer.json`` and
-``export.json`` (source model, opset, quantization, library versions, the sha256 of each
-file, and the cosine similarity to the torch model measured right after export). It is
-built in a temporary directory beside the target and renamed into place, so a reader sees
-a whole export or none.
+The graph starts after the word-embedding lookup: its input is the token vectors, which
+the encoder reads from ``word_embeddings.npy`` a few rows at a time (``pread``, nothing
+mapped). The table is half of MiniLM's weights (30,522 × 384 floats, 47 MB); inside the
+graph, ONNX Runtime would hold all of it in every process that embeds a query, to look up
+the twenty-odd rows a query uses.
+
+The export directory holds ``model.onnx``, ``word_embeddings.npy``, the model's
+``tokenizer.json`` and ``export.json`` (source model, opset, quantization, library
+versions, the sha256 of each file, and the cosine similarity to the torch model measured
+right after export). It is built in a temporary directory beside the target and renamed
+into place, so a reader sees a whole export or none.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from paperfeed.index.encoder import (
+    INPUT_NAME,
     EncoderError,
     OnnxEncoder,
     load_sentence_transformer,
@@ -44,9 +51,11 @@ from paperfeed.index.encoder import (
 )
 
 ONNX_FILE = "model.onnx"
+EMBEDDINGS_FILE = "word_embeddings.npy"
 TOKENIZER_FILE = "tokenizer.json"
 METADATA_FILE = "export.json"
-EXPORT_FORMAT = 1
+# 2: the word embeddings moved out of the graph into EMBEDDINGS_FILE.
+EXPORT_FORMAT = 2
 OPSET = 17
 INT8 = "int8"
 FP32 = "fp32"
@@ -178,7 +187,7 @@ def export_matches(meta: ExportMetadata, *, source_model: str, precision: str) -
         and meta.model_id == export_model_id(source_model, precision)
         and meta.opset == OPSET
         and meta.quantization == _quantization(precision)
-        and {ONNX_FILE, TOKENIZER_FILE} <= meta.files.keys()
+        and {ONNX_FILE, EMBEDDINGS_FILE, TOKENIZER_FILE} <= meta.files.keys()
     )
 
 
@@ -214,6 +223,7 @@ def export_onnx(
             _export_int8(torch, model, tmp)
         else:
             _export_fp32(torch, model, tmp / ONNX_FILE)
+        _save_word_embeddings(model, tmp / EMBEDDINGS_FILE)
         _save_tokenizer(model, source_dir, tmp / TOKENIZER_FILE)
         meta = ExportMetadata(
             model_id=export_model_id(source_model, precision),
@@ -222,7 +232,9 @@ def export_onnx(
             max_seq_length=int(model.max_seq_length),
             opset=OPSET,
             quantization=dict(quantization_settings),
-            files={name: _sha256(tmp / name) for name in (ONNX_FILE, TOKENIZER_FILE)},
+            files={
+                name: _sha256(tmp / name) for name in (ONNX_FILE, EMBEDDINGS_FILE, TOKENIZER_FILE)
+            },
             versions=_versions(),
             created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         )
@@ -276,35 +288,43 @@ def _check_pooling(model: Any, source_dir: Path) -> None:
 
 def _export_fp32(torch: Any, model: Any, path: Path) -> None:
     transformer = model[0].auto_model.eval()
+    lookup = transformer.get_input_embeddings()
     # Two texts of different lengths, so that the traced graph handles padding: traced
     # with no padding, the attention mask could be folded away as a constant.
     features = model.preprocess(["a short text", "a somewhat longer text that needs more tokens"])
-    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in features]
+    names = [n for n in ("attention_mask", "token_type_ids") if n in features]
 
     class LastHiddenState(torch.nn.Module):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__()
             self.inner = transformer
 
-        def forward(self, *inputs: Any) -> Any:
-            return self.inner(**dict(zip(names, inputs, strict=True))).last_hidden_state
+        def forward(self, inputs_embeds: Any, *inputs: Any) -> Any:
+            others = dict(zip(names, inputs, strict=True))
+            return self.inner(inputs_embeds=inputs_embeds, **others).last_hidden_state
 
-    axes = {n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]}
+    inputs = [INPUT_NAME, *names]
+    axes = {n: {0: "batch", 1: "sequence"} for n in [*inputs, "last_hidden_state"]}
     with warnings.catch_warnings(), torch.no_grad():
         # The TorchScript exporter warns that it is legacy and that traced shapes may be
         # constants; the dynamic axes above and the validation after export cover both.
         warnings.simplefilter("ignore")
         torch.onnx.export(
             LastHiddenState(),
-            tuple(features[n] for n in names),
+            (lookup(features["input_ids"]), *(features[n] for n in names)),
             str(path),
-            input_names=names,
+            input_names=inputs,
             output_names=["last_hidden_state"],
             dynamic_axes=axes,
             opset_version=OPSET,
             do_constant_folding=True,
             dynamo=False,
         )
+
+
+def _save_word_embeddings(model: Any, path: Path) -> None:
+    table = model[0].auto_model.get_input_embeddings().weight.detach().cpu().numpy()
+    np.save(path, np.ascontiguousarray(table, dtype=np.float32))
 
 
 def _save_tokenizer(model: Any, source_dir: Path, path: Path) -> None:

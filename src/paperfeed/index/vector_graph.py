@@ -176,7 +176,8 @@ class ProjectedIndex(MatrixIndex[GraphState]):
     @classmethod
     @abc.abstractmethod
     def _graph_parameters(cls) -> dict[str, Any]:
-        """This kind's own build and search parameters, recorded in the metadata."""
+        """This kind's own build and search parameters, recorded in the metadata: at least
+        its ``quantization`` and ``candidates_factor``."""
 
     @classmethod
     @abc.abstractmethod
@@ -209,11 +210,9 @@ class ProjectedIndex(MatrixIndex[GraphState]):
                 f"unknown {cls.kind} option(s) {sorted(unknown)}; valid: build_threshold"
             )
         return {
-            "quantization": "i8",
             "graph_dim": GRAPH_DIM,
             "graph_metric": "ip",
             **cls._graph_parameters(),
-            "candidates_factor": CANDIDATES_FACTOR,
             "rescore": "float32 from the float16 matrix",
             "build_threshold": int(options.get("build_threshold", 0)),
             "sync_rows": SYNC_ROWS,

@@ -18,7 +18,13 @@ import numpy as np
 from usearch.index import Index
 
 from paperfeed.index.vector_exact import Rows
-from paperfeed.index.vector_graph import Graph, ProjectedIndex, Projection, build_threads
+from paperfeed.index.vector_graph import (
+    CANDIDATES_FACTOR,
+    Graph,
+    ProjectedIndex,
+    Projection,
+    build_threads,
+)
 from paperfeed.index.vectors import REBUILD_HINT, IndexMeta, Keys, Matrix, VectorIndexError
 
 # Measured at 1,000,000 synthetic vectors drawn like real MiniLM embeddings (clustered:
@@ -87,6 +93,8 @@ class HnswIndex(ProjectedIndex):
     @classmethod
     def _graph_parameters(cls) -> dict[str, Any]:
         return {
+            "quantization": "i8",
+            "candidates_factor": CANDIDATES_FACTOR,
             "connectivity": CONNECTIVITY,
             "expansion_add": EXPANSION_ADD,
             "expansion_search": EXPANSION_SEARCH,
