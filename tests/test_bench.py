@@ -24,6 +24,7 @@ from paperfeed.bench.report import recall_at
 from paperfeed.bench.serve import search_depth
 from paperfeed.cli import main
 from paperfeed.errors import PaperfeedError
+from paperfeed.index import vector_ivf
 from tests.pg_server import PgServer
 
 WORDS = (
@@ -278,6 +279,22 @@ def test_bench_cli_json_with_an_approximate_index(beir: Path, tmp_path: Path, ki
     assert json.loads((tmp_path / "report.json").read_text()) == data
     assert data["index_kind"] == kind
     assert all(s["build"]["vector_index_kind"] == kind for s in data["sizes"])
+
+
+def test_an_index_built_with_other_parameters_is_built_again(
+    beir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "work"
+    quick = {"index_kind": "ivf", "modes": ("vector",), "embed_docs": 0}
+    first = run_bench(config(beir, work, **quick)).sizes[0]
+    assert not first.build.reused
+    assert run_bench(config(beir, work, **quick)).sizes[0].build.reused
+    # This version would build it with other parameters: the saved one is not measured.
+    monkeypatch.setattr(vector_ivf, "CANDIDATES_FACTOR", 7)
+    rebuilt = run_bench(config(beir, work, **quick)).sizes[0]
+    assert not rebuilt.build.reused
+    meta = json.loads((work / "n-300" / "vectors-ivf" / "index.json").read_text())
+    assert meta["parameters"]["candidates_factor"] == 7
 
 
 def test_bench_rejects_bad_options(beir: Path, tmp_path: Path) -> None:

@@ -445,6 +445,10 @@ def test_ivf_reads_a_share_of_its_lists_and_redraws_them_as_the_corpus_grows(
     tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(vector_graph, "GRAPH_DIM", 24)
+    # Smaller than in production, so that a corpus this small reads only some of its
+    # lists and syncs before it outgrows them.
+    monkeypatch.setattr(vector_ivf, "SCAN_ROWS", 2_000)
+    monkeypatch.setattr(vector_graph, "SYNC_ROWS", 1_000)
     dim = 64
     x = clustered(rng, 20_000, dim)
     queries = clustered(rng, 100, dim)
@@ -455,6 +459,7 @@ def test_ivf_reads_a_share_of_its_lists_and_redraws_them_as_the_corpus_grows(
     lists = vector_ivf.ivf_lists(5_000)
     assert index.meta.state["graph_lists"] == lists == 128
     assert index.probes == index.meta.state["graph_probes"] == vector_ivf.ivf_probes(lists, 5_000)
+    assert index.probes < lists
 
     # Reading an eighth of the lists still finds most of the true neighbours: the cells
     # follow the clusters.
@@ -468,8 +473,22 @@ def test_ivf_reads_a_share_of_its_lists_and_redraws_them_as_the_corpus_grows(
     assert sum(map(len, fewer)) > 0
     assert np.mean([len(f & t) / 10 for f, t in zip(fewer, truth, strict=True)]) < 0.95
 
+    # A process's own probes survive a save; a sync (before the corpus outgrows the
+    # cells) keeps them and reads as many codes as before: more rows per list, fewer lists.
+    index.probes = 20
+    index.add(np.arange(5_000, 7_000), x[5_000:7_000])
+    index.save()
+    assert index.meta.state["graph_lists"] == lists
+    assert index.meta.state["graph_size"] == 7_000
+    assert index.meta.state["graph_probes"] == vector_ivf.ivf_probes(lists, 7_000)
+    assert vector_ivf.ivf_probes(lists, 7_000) < vector_ivf.ivf_probes(lists, 5_000)
+    assert index.probes == 20
+    assert open_vector_index(tmp_path, model_id=MODEL, dim=dim).probes == (
+        vector_ivf.ivf_probes(lists, 7_000)
+    )
+
     # Fourfold: twice the lists are wanted, and the cells are drawn again.
-    index.add(np.arange(5_000, 20_000), x[5_000:])
+    index.add(np.arange(7_000, 20_000), x[7_000:])
     index.save()
     assert index.meta.state["graph_lists"] == vector_ivf.ivf_lists(20_000) >= 2 * lists
     assert index.meta.state["graph_size"] == 20_000

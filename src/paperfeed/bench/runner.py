@@ -334,8 +334,9 @@ class Bench:
         kind = self.config.index_kind
         built = doc.setdefault("indexes", {})
         target = self.vector_index_dir(n)
-        if kind in built and target.exists():
+        if kind in built and target.exists() and self._index_is_current(target, vectors):
             return str(built[kind]["opened_as"])
+        built.pop(kind, None)
         shutil.rmtree(target, ignore_errors=True)
         with open_store(self.sqlite_settings(n), create=False) as store:
             keys = np.asarray(store.filter_pks(SearchFilters()), dtype=np.int64)
@@ -357,6 +358,25 @@ class Bench:
         self._step(f"N={n:,}: vector index ({kind})", 1, 1)
         return opened_as
 
+    def _index_is_current(self, target: Path, vectors: Vectors) -> bool:
+        """Whether the index in ``target`` was built as this version builds one of its kind
+        (an index of other parameters, or of the former default kind, is built again)."""
+        from paperfeed.index.vectors import open_vector_index, read_meta
+
+        saved = read_meta(target)
+        # Opened on a directory that does not exist, an index is only described, never
+        # written: its parameters are what a new build would use.
+        fresh = open_vector_index(
+            target / "not-built",
+            model_id=VECTORS_MODEL_ID,
+            dim=vectors.shape[1],
+            kind=self.config.index_kind,
+        )
+        return saved is not None and (saved.kind, saved.parameters) == (
+            fresh.meta.kind,
+            fresh.meta.parameters,
+        )
+
     def build_sqlite(self, n: int) -> tuple[Settings, Vectors, BuildStats, str]:
         """The SQLite store and the vector index files of size N, built or reused."""
         cfg = self.config
@@ -364,8 +384,9 @@ class Bench:
         had_store = "store" in doc
         self.build_store(n, doc)
         vectors = self.corpus_vectors(n, doc)  # drops the indexes of other vectors
-        reused = had_store and bool(doc.get("indexes", {}).get(cfg.index_kind))
+        before = dict(doc.get("indexes", {}).get(cfg.index_kind) or {})
         opened_as = self.build_index(n, doc, vectors)
+        reused = had_store and before == doc["indexes"][cfg.index_kind]
         data = self.sqlite_settings(n)
         build = BuildStats(
             papers=n,

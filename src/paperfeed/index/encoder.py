@@ -453,6 +453,7 @@ class TokenVectors:
     """
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         table = np.load(path, mmap_mode="r")
         if table.ndim != 2 or table.dtype != np.float32:
             raise EncoderError(
@@ -470,7 +471,10 @@ class TokenVectors:
         size, start, count = self._row_bytes, self._offset, self.shape[0]
         unique = sorted(set(ids))
         if unique and not 0 <= unique[0] <= unique[-1] < count:
-            raise EncoderError(f"token id out of the embedding table's {count} rows")
+            raise EncoderError(
+                f"token id out of the {count} rows of {self.path}: the tokenizer and the "
+                "export disagree; delete the export's directory to export it again"
+            )
         data = b"".join([os.pread(self._fd, size, start + size * i) for i in unique])
         table = np.frombuffer(data, dtype=np.float32).reshape(len(unique), self.shape[1])
         where = {token: row for row, token in enumerate(unique)}

@@ -1,12 +1,13 @@
-"""Approximate search: a coarse index over small int8 vectors proposes candidates, and the
-float16 matrix of :mod:`vector_exact` rescores them exactly.
+"""Approximate search: a coarse index over small codes of the vectors proposes candidates,
+and the float16 matrix of :mod:`vector_exact` rescores them exactly.
 
 Two coarse indexes fill the role (the "graph" below), each behind :class:`Graph`:
 an IVF index (FAISS: :mod:`vector_ivf`, the default) and an HNSW graph (usearch:
 :mod:`vector_hnsw`). Both hold, not the vectors themselves, but their projection on
-the top ``graph_dim`` (128) principal directions of the corpus, scaled to use int8's
-whole range, compared by inner product: 128 bytes a vector instead of 384, and, measured
-at 30,000 vectors, recall after rescoring 0.985 against 0.989 for the full vectors. Their
+the top ``graph_dim`` (128) principal directions of the corpus, scaled to [-1, 1] and
+coded in 8 bits (HNSW) or 4 (IVF) a dimension, compared by inner product: at most 128
+bytes a vector instead of 384 float16 pairs, and, measured at 30,000 vectors, recall
+after rescoring 0.985 against 0.989 for the full vectors (8-bit codes). Their
 ordering is only approximate, so a query takes ``candidates_factor × k`` keys from the
 graph (fewer per result for deep searches: :meth:`ProjectedIndex.graph_count`) and
 rescores them in float32 from the float16 matrix, read row by row without ever becoming
@@ -22,10 +23,11 @@ the corpus outgrew it), so a daily ingest never waits for a full rebuild.
 from __future__ import annotations
 
 import abc
+import importlib
 import math
 import os
 from dataclasses import dataclass
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -67,8 +69,8 @@ REBUILD_REMOVED_FRACTION = 0.25
 # over-fetching from the graph.
 ALLOWED_EXACT_MAX = 20_000
 OVERFETCH_MAX = 4_096
-# The graph holds int8 vectors of this many principal components (the matrix keeps all):
-# a third of the memory of 384 dimensions, for the same recall after rescoring.
+# The graph holds codes of this many principal components (the matrix keeps all): a
+# third of the memory of 384 dimensions, for the same recall after rescoring.
 GRAPH_DIM = 128
 PROJECTION_SAMPLE = 50_000
 
@@ -161,15 +163,18 @@ class ProjectedIndex(MatrixIndex[GraphState]):
 
     def __init__(self, directory: Path, meta: IndexMeta, state: GraphState) -> None:
         super().__init__(directory, meta, state)
-        self._breadth = self._saved_breadth(meta)
+        # A breadth this process asked for; None: the one saved with the graph.
+        self._breadth: int | None = None
         self._factor = int(meta.parameters["candidates_factor"])
-        if state.graph is not None:
-            state.graph.breadth = self._breadth
 
     @classmethod
     def _library(cls) -> dict[str, str]:
         name, distribution = cls.library
-        return {"name": name, "version": version(distribution), "numpy": np.__version__}
+        try:
+            found = version(distribution)
+        except PackageNotFoundError:  # installed another way (conda, a GPU build)
+            found = str(getattr(importlib.import_module(name), "__version__", "unknown"))
+        return {"name": name, "version": found, "numpy": np.__version__}
 
     # hooks of each coarse index
 
@@ -274,11 +279,15 @@ class ProjectedIndex(MatrixIndex[GraphState]):
 
     @property
     def breadth(self) -> int:
-        return self._breadth
+        """The graph's search breadth in effect (recall against speed)."""
+        graph = self._state.graph
+        if graph is not None:
+            return graph.breadth
+        return self._breadth if self._breadth is not None else self._saved_breadth(self._meta)
 
     @breadth.setter
     def breadth(self, value: int) -> None:
-        """The graph's search breadth (recall against speed), for this process only."""
+        """Set the search breadth for this process only (the saved one stays)."""
         self._breadth = max(1, int(value))
         graph = self._state.graph
         if graph is not None:
@@ -331,7 +340,8 @@ class ProjectedIndex(MatrixIndex[GraphState]):
     def save(self) -> None:
         super().save()
         # A new graph was opened from disk with the saved breadth; keep this process's.
-        self.breadth = self._breadth
+        if self._breadth is not None:
+            self.breadth = self._breadth
 
     def _graph_keys(self, state: GraphState, q: npt.NDArray[np.float32], count: int) -> Keys | None:
         if state.graph is None or state.projection is None:

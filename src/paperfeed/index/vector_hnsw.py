@@ -62,7 +62,8 @@ class UsearchGraph(Graph):
     def add(self, keys: Keys, points: Matrix) -> None:
         # Inserted by several threads at once, identical vectors sometimes ended up out of
         # reach of every search (1 build in 60 of tests/test_vectors.py's ties test, none
-        # in one thread); below PARALLEL_ADD_ROWS one thread costs seconds at most.
+        # in 120 with one thread). Small batches (tests, syncs) take one thread; a bulk
+        # build keeps all of them, and with it that risk for duplicate vectors.
         threads = build_threads() if len(keys) >= PARALLEL_ADD_ROWS else 1
         self._index.add(keys, points, threads=threads)
 

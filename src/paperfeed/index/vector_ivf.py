@@ -93,7 +93,8 @@ class FaissIvfGraph(Graph):
             count,
             params=self._params,
         )
-        return [row[row >= 0].astype(np.int64, copy=False) for row in found]
+        # FAISS pads a short answer with -1.
+        return [row[row != -1].astype(np.int64, copy=False) for row in found]
 
     def add(self, keys: Keys, points: Matrix) -> None:
         self._index.add_with_ids(
@@ -140,6 +141,15 @@ class IvfIndex(ProjectedIndex):
     def _saved_breadth(self, meta: IndexMeta) -> int:
         return int(meta.state.get("graph_probes", 1))
 
+    def _quantizer_type(self) -> Any:
+        name = str(self._meta.parameters["quantization"])
+        if name not in _QTYPES:
+            raise VectorIndexError(
+                f"vector index {self._dir} asks for {name!r} codes, which this version does "
+                f"not make ({', '.join(_QTYPES)}): {REBUILD_HINT}"
+            )
+        return _QTYPES[name]
+
     @property
     def probes(self) -> int:
         return self.breadth
@@ -168,7 +178,7 @@ class IvfIndex(ProjectedIndex):
             quantizer,
             ndim,
             lists,
-            _QTYPES[str(self._meta.parameters["quantization"])],
+            self._quantizer_type(),
             faiss.METRIC_INNER_PRODUCT,
         )
         # Codes of the vectors themselves, not of their offsets from the centroid: the
@@ -186,13 +196,12 @@ class IvfIndex(ProjectedIndex):
             index.train(np.ascontiguousarray(sample * INT8_SCALE, dtype=np.float32))
         finally:
             faiss.omp_set_num_threads(threads)
-        probes = ivf_probes(lists, len(live))
-        self._breadth = probes
-        return FaissIvfGraph(index, probes, quantizer)
+        return FaissIvfGraph(index, ivf_probes(lists, len(live)), quantizer)
 
     def _graph_state(self, graph: Graph) -> dict[str, Any]:
         assert isinstance(graph, FaissIvfGraph)
-        return {"graph_lists": graph.lists, "graph_probes": graph.breadth}
+        # Probes follow the rows per list, which grow with every sync until the next build.
+        return {"graph_lists": graph.lists, "graph_probes": ivf_probes(graph.lists, len(graph))}
 
     def _outgrown(self, live_rows: int) -> bool:
         built = int(self._meta.state.get("graph_lists", 0))

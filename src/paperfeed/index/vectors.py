@@ -6,8 +6,8 @@ of one model only. Three kinds sit behind :class:`VectorIndex`:
 - ``exact`` (:mod:`paperfeed.index.vector_exact`): the vectors in memory-mapped matrix
   files, brute-force dot products. Exact, and fast enough below ~10,000 vectors.
 - ``ivf`` (:mod:`paperfeed.index.vector_ivf`, the default): the same matrix stored as
-  float16, plus FAISS inverted lists of int8 principal components; a query takes 16×k
-  candidates from its nearest lists and rescores them exactly from the matrix
+  float16, plus FAISS inverted lists of 4-bit codes of principal components; a query
+  takes 24×k candidates from its nearest lists and rescores them exactly from the matrix
   (:mod:`paperfeed.index.vector_graph`). Below its build threshold it has no lists and
   searches exactly, so ``kind="auto"`` is simply an ``ivf`` index with a threshold.
 - ``hnsw`` (:mod:`paperfeed.index.vector_hnsw`): the same, with a usearch HNSW graph in
