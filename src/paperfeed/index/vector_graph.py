@@ -316,7 +316,12 @@ class ProjectedIndex(MatrixIndex[GraphState]):
         q, k = self._query(query), check_k(k)
         state = self._state
         if allowed is None:
-            return self._search_one(state, q, k, self._graph_keys(state, q, self.graph_count(k)))
+            found = self._search_one(state, q, k, self._graph_keys(state, q, self.graph_count(k)))
+            if len(found) < min(k, state.rows.count) and state.graph is not None:
+                # The lists read held fewer candidates than asked for (probes set very low,
+                # or k in the thousands): every live row, exactly, rather than a short list.
+                return self._exact_rows(state.rows, np.flatnonzero(~state.rows.dead), q, k)
+            return found
         rows = state.rows
         allowed_rows = self._allowed_rows(rows, allowed)
         if state.graph is None or len(allowed_rows) <= ALLOWED_EXACT_MAX:
